@@ -1,0 +1,172 @@
+"""The embedded engine: DuckDB scans and aggregates, pyarrow batches and Parquet writes.
+
+DuckDB is multi-threaded and spills to disk, so memory stays bounded by
+``memory_limit`` whatever the data size; Python only ever sees one record
+batch at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice.engine.base import BatchFn, Dataset, Engine, WriteResult
+
+_READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
+
+
+def sql_literal(value: Any) -> str:
+    """Render a Python value as a DuckDB SQL literal."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+class LocalEngine(Engine):
+    """DuckDB + Arrow, in process.
+
+    Example::
+
+        engine = LocalEngine(memory_limit="1GB")
+        ds = engine.read_files(["data/*.csv"], "csv")
+        engine.count(ds)
+    """
+
+    name = "local"
+    dialect = "duckdb"
+
+    def __init__(self, memory_limit: str | None = None, threads: int | None = None,
+                 temp_directory: str | None = None) -> None:
+        config: dict[str, Any] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
+        if threads:
+            config["threads"] = threads
+        config["temp_directory"] = temp_directory or os.path.join(tempfile.gettempdir(), "sluice-duckdb")
+        config["preserve_insertion_order"] = True
+        self._con = duckdb.connect(config=config)
+        self._lock = threading.Lock()
+
+    # A DuckDB connection is not safe to share between threads; each call takes
+    # its own cursor so concurrent steps can use one engine.
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self._con.cursor()
+
+    def _sql(self, ds: Dataset, sql: str) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation]:
+        cur = self._cursor()
+        return cur, cur.sql(f"WITH data AS (SELECT * FROM {ds.plan}) {sql}")
+
+    def read_files(self, paths: Sequence[str], fmt: str, **options: Any) -> Dataset:
+        if fmt not in _READERS:
+            raise ValueError(f"unsupported file format {fmt!r}; expected one of {sorted(_READERS)}")
+        if not paths:
+            raise ValueError("no input files given")
+        args = [sql_literal(list(paths))] + [f"{k} = {sql_literal(v)}" for k, v in options.items()]
+        return Dataset(self.name, f"{_READERS[fmt]}({', '.join(args)})", f"{fmt}: {len(paths)} file(s)")
+
+    def select(self, ds: Dataset, sql: str) -> Dataset:
+        return Dataset(self.name, f"(WITH data AS (SELECT * FROM {ds.plan}) {sql})", ds.description)
+
+    def schema(self, ds: Dataset) -> pa.Schema:
+        cur, rel = self._sql(ds, "SELECT * FROM data LIMIT 0")
+        return rel.to_arrow_table().schema
+
+    def count(self, ds: Dataset) -> int:
+        cur, rel = self._sql(ds, "SELECT count(*) FROM data")
+        return int(rel.fetchone()[0])
+
+    def aggregate(self, ds: Dataset, exprs: Mapping[str, str]) -> dict[str, Any]:
+        if not exprs:
+            return {}
+        names = list(exprs)
+        select = ", ".join(f"{exprs[n]} AS \"c{i}\"" for i, n in enumerate(names))
+        cur, rel = self._sql(ds, f"SELECT {select} FROM data")
+        row = rel.fetchone()
+        return dict(zip(names, row))
+
+    def query(self, ds: Dataset, sql: str) -> pa.Table:
+        cur, rel = self._sql(ds, sql)
+        return rel.to_arrow_table()
+
+    def iter_batches(self, ds: Dataset, batch_size: int = 65536) -> Iterator[pa.RecordBatch]:
+        cur, rel = self._sql(ds, "SELECT * FROM data")
+        reader = rel.to_arrow_reader(batch_size)
+        for batch in reader:
+            if batch.num_rows:
+                yield batch
+
+    def write_parquet(self, ds: Dataset, out_dir: str, *, rows_per_file: int = 1_000_000) -> WriteResult:
+        return self.map_batches(ds, lambda b: b, out_dir, rows_per_file=rows_per_file)
+
+    def map_batches(self, ds: Dataset, fn: BatchFn, out_dir: str, *, batch_size: int = 65536,
+                    rows_per_file: int = 1_000_000) -> WriteResult:
+        writer = ShardWriter(out_dir, rows_per_file)
+        try:
+            for batch in self.iter_batches(ds, batch_size):
+                writer.write(fn(batch))
+        finally:
+            writer.close()
+        return writer.result
+
+
+class ShardWriter:
+    """Writes record batches into ``part-NNNNN.parquet`` shards of bounded size.
+
+    Each shard is written under a hidden temporary name and renamed when
+    complete, so a crash never leaves a shard that looks whole.
+    """
+
+    def __init__(self, out_dir: str, rows_per_file: int = 1_000_000) -> None:
+        os.makedirs(out_dir, exist_ok=True)
+        self.out_dir = out_dir
+        self.rows_per_file = rows_per_file
+        self.result = WriteResult()
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_file = 0
+        self._schema: pa.Schema | None = None
+
+    def _open(self, schema: pa.Schema) -> None:
+        name = f"part-{len(self.result.files):05d}.parquet"
+        self._tmp = os.path.join(self.out_dir, f".{name}.tmp")
+        self._final = os.path.join(self.out_dir, name)
+        self._writer = pq.ParquetWriter(self._tmp, schema, compression="zstd")
+        self._rows_in_file = 0
+        self.result.files.append(name)
+
+    def _finish_file(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            os.replace(self._tmp, self._final)
+            self._writer = None
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        if self._schema is None:
+            self._schema = batch.schema
+        elif batch.schema != self._schema:
+            batch = batch.cast(self._schema) if isinstance(batch, pa.Table) else \
+                pa.Table.from_batches([batch]).cast(self._schema)
+        if self._writer is None:
+            self._open(self._schema)
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        self._writer.write_table(table, row_group_size=min(131072, self.rows_per_file))
+        self._rows_in_file += table.num_rows
+        self.result.rows += table.num_rows
+        if self._rows_in_file >= self.rows_per_file:
+            self._finish_file()
+
+    def close(self) -> None:
+        self._finish_file()
