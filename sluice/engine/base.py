@@ -49,6 +49,15 @@ class WriteResult:
     rows: int = 0
 
 
+@dataclass
+class CsvReport:
+    """Malformed rows found while parsing CSV files: ``rejects`` has one row per bad line
+    (``file``, ``line``, ``column``, ``error``, ``raw``); ``rows`` counts the good ones."""
+
+    rows: int
+    rejects: pa.Table
+
+
 class Engine(ABC):
     """Runs scans, SQL aggregates, Arrow batch maps and Parquet writes."""
 
@@ -58,6 +67,10 @@ class Engine(ABC):
     @abstractmethod
     def read_files(self, paths: Sequence[str], fmt: str, **options: Any) -> Dataset:
         """Read CSV (``csv``), Parquet (``parquet``) or JSON-lines (``json``) files lazily."""
+
+    @abstractmethod
+    def read_csv_checked(self, paths: Sequence[str], **options: Any) -> tuple[Dataset, CsvReport]:
+        """Parse CSV files once to find malformed rows; the dataset returned skips them."""
 
     def read_parquet(self, paths: Sequence[str]) -> Dataset:
         """Read Parquet files lazily."""
@@ -90,6 +103,10 @@ class Engine(ABC):
     @abstractmethod
     def write_parquet(self, ds: Dataset, out_dir: str, *, rows_per_file: int = 1_000_000) -> WriteResult:
         """Write the dataset as Parquet shards ``part-NNNNN.parquet`` under ``out_dir``."""
+
+    @abstractmethod
+    def write_partitioned(self, ds: Dataset, out_dir: str, by: str) -> dict[str, WriteResult]:
+        """Write Parquet shards into ``out_dir/<value of column by>/``, without that column."""
 
     @abstractmethod
     def map_batches(

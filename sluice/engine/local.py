@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sluice.engine.base import BatchFn, Dataset, Engine, WriteResult
+from sluice.engine.base import BatchFn, CsvReport, Dataset, Engine, WriteResult
 
 _READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
 
@@ -30,6 +30,8 @@ def sql_literal(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{sql_literal(str(k))}: {sql_literal(v)}" for k, v in value.items()) + "}"
     return "'" + str(value).replace("'", "''") + "'"
 
 
@@ -76,6 +78,42 @@ class LocalEngine(Engine):
         args = [sql_literal(list(paths))] + [f"{k} = {sql_literal(v)}" for k, v in options.items()]
         return Dataset(self.name, f"{_READERS[fmt]}({', '.join(args)})", f"{fmt}: {len(paths)} file(s)")
 
+    def read_csv_checked(self, paths: Sequence[str], **options: Any) -> tuple[Dataset, CsvReport]:
+        checking = self.read_files(paths, "csv", store_rejects=True, **options)
+        cur = self._cursor()
+        # count(COLUMNS(*)) makes DuckDB parse every column, so every bad value is found.
+        rows = int(cur.sql(f"SELECT count(*), count(COLUMNS(*)) FROM {checking.plan}").fetchall()[0][0])
+        rejects = cur.sql(
+            "SELECT s.file_path AS file, e.line, e.column_name AS column, e.error_type AS error, "
+            "e.csv_line AS raw, e.error_message AS message FROM reject_errors e "
+            "JOIN reject_scans s USING (scan_id, file_id) ORDER BY file, line").to_arrow_table()
+        # Pin the sniffed column types so the second scan parses exactly as the check did.
+        types = _describe(cur, checking)
+        options = {k: v for k, v in options.items() if k != "types"}
+        ds = self.read_files(paths, "csv", ignore_errors=True, types=types, **options)
+        return ds, CsvReport(rows, rejects)
+
+    def write_partitioned(self, ds: Dataset, out_dir: str, by: str) -> dict[str, WriteResult]:
+        os.makedirs(out_dir, exist_ok=True)
+        tmp = os.path.join(out_dir, ".partitioned")
+        cur = self._cursor()
+        cur.execute(f"COPY (SELECT * FROM {ds.plan}) TO {sql_literal(tmp)} "
+                    f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({by}), FILENAME_PATTERN 'part-{{i}}', "
+                    "ROW_GROUP_SIZE 131072)")
+        results: dict[str, WriteResult] = {}
+        for entry in sorted(os.listdir(tmp)):
+            value = entry.split("=", 1)[1]
+            final = os.path.join(out_dir, value)
+            os.replace(os.path.join(tmp, entry), final)
+            files = sorted(os.listdir(final))
+            for i, name in enumerate(files):  # uniform shard names: part-00000.parquet, ...
+                os.replace(os.path.join(final, name), os.path.join(final, f"part-{i:05d}.parquet"))
+            files = [f"part-{i:05d}.parquet" for i in range(len(files))]
+            rows = sum(pq.ParquetFile(os.path.join(final, f)).metadata.num_rows for f in files)
+            results[value] = WriteResult(files, rows)
+        os.rmdir(tmp)
+        return results
+
     def select(self, ds: Dataset, sql: str) -> Dataset:
         return Dataset(self.name, f"(WITH data AS (SELECT * FROM {ds.plan}) {sql})", ds.description)
 
@@ -119,6 +157,10 @@ class LocalEngine(Engine):
         finally:
             writer.close()
         return writer.result
+
+
+def _describe(cur: duckdb.DuckDBPyConnection, ds: Dataset) -> dict[str, str]:
+    return {name: typ for name, typ, *_ in cur.sql(f"DESCRIBE SELECT * FROM {ds.plan}").fetchall()}
 
 
 class ShardWriter:

@@ -1,0 +1,223 @@
+"""The ``sluice`` command line.
+
+Heavy libraries (torch, the server) are imported inside the commands that
+need them, so ``sluice --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+STORE_HELP = ("Metadata store: a SQLite file path or a SQLAlchemy URL such as "
+              "postgresql://user@host/db. Default: $SLUICE_STORE or .sluice/metadata.db.")
+
+
+def _store(url: str | None) -> Any:
+    from sluice.metadata import MetadataStore
+
+    return MetadataStore.open(url)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="sluice-ml", prog_name="sluice")
+def cli() -> None:
+    """Sluice: end-to-end machine learning on big data.
+
+    \b
+    Typical session:
+      sluice run examples/ctr/pipeline.py --param rows=100000   # run a pipeline
+      sluice runs                                               # what ran, how it ended
+      sluice show RUN_ID                                        # steps, timings, artifacts
+      sluice lineage ARTIFACT_ID                                # where it came from, where it went
+      sluice serve --model-dir serving/ctr                      # serve the pushed model over HTTP
+
+    Everything is recorded in .sluice/ in the working directory (override with
+    --store / $SLUICE_STORE and --artifacts / $SLUICE_ARTIFACTS).
+    """
+
+
+@cli.command()
+@click.argument("pipeline_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="Pipeline parameter, repeatable (e.g. -p rows=1000000).")
+@click.option("--engine", default="local", show_default=True, help="Data-plane engine.")
+@click.option("--no-cache", is_flag=True, help="Run every step even if a cached result exists.")
+@click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
+@click.option("--artifacts", envvar="SLUICE_ARTIFACTS", default=os.path.join(".sluice", "artifacts"),
+              show_default=True, help="Artifact root: a path or any fsspec URI (s3://bucket/prefix).")
+@click.option("--retries", default=0, show_default=True, help="Retries per failing step (with backoff).")
+@click.option("--parallel", default=4, show_default=True, help="Steps run at once when independent.")
+@click.option("--memory-limit", default=None, help="Engine memory limit, e.g. 4GB (DuckDB spills beyond it).")
+def run(pipeline_file: str, params: tuple[str, ...], engine: str, no_cache: bool, store: str | None,
+        artifacts: str, retries: int, parallel: int, memory_limit: str | None) -> None:
+    """Run the pipeline defined in PIPELINE_FILE.
+
+    The file defines `pipeline(...)` returning a Pipeline; its arguments are
+    the parameters you can set with --param. Completed steps are reused from
+    the cache (also after a crash), so re-running is cheap.
+    """
+    from sluice.runner.pipeline_file import load_pipeline, parse_params
+
+    pipeline, typed, _ = load_pipeline(pipeline_file, parse_params(params))
+    result = _run(pipeline, typed, engine=engine, cache=not no_cache, store=store, artifacts=artifacts,
+                  retries=retries, parallel=parallel, memory_limit=memory_limit)
+    sys.exit(0 if result.status == "succeeded" else 1)
+
+
+def _run(pipeline: Any, params: dict[str, Any], *, engine: str, cache: bool, store: str | None,
+         artifacts: str, retries: int, parallel: int, memory_limit: str | None) -> Any:
+    from sluice.artifacts import ArtifactStore
+    from sluice.runner import LocalRunner
+
+    options = {"memory_limit": memory_limit} if memory_limit else {}
+    runner = LocalRunner(_store(store), ArtifactStore(artifacts), engine=engine, engine_options=options,
+                         cache=cache, retries=retries, max_parallel=parallel)
+    result = runner.run(pipeline, params)
+    console = _console()
+    cached = sum(s.state == "cached" for s in result.steps.values())
+    console.print(f"run [bold]{result.run_id}[/] {result.status} in {result.seconds:.1f}s"
+                  f" ({len(result.steps)} steps, {cached} from cache)", highlight=False)
+    for step in result.failed:
+        console.print(f"[red]{step.name} failed:[/] {step.error}\n  log: {step.log_path}", highlight=False)
+    return result
+
+
+@cli.command()
+@click.option("--rows", default=1_000_000, show_default=True, help="Rows of click-through data to generate.")
+@click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
+@click.option("--no-cache", is_flag=True, help="Run every step even if a cached result exists.")
+def demo(rows: int, store: str | None, no_cache: bool) -> None:
+    """Run the click-through-rate example end to end on the embedded engine.
+
+    Generates RAW data with a known ground truth, then ExampleGen -> statistics
+    -> schema -> validation -> Transform -> Trainer -> Evaluator -> Pusher, and
+    prints the model's AUC next to the best AUC any model could reach.
+    """
+    from sluice.runner.pipeline_file import load_pipeline
+
+    path = _find_example("ctr")
+    pipeline, typed, module = load_pipeline(path, {"rows": str(rows)})
+    result = _run(pipeline, typed, engine="local", cache=not no_cache, store=store,
+                  artifacts=os.path.join(".sluice", "artifacts"), retries=0, parallel=4, memory_limit=None)
+    if result.status != "succeeded":
+        sys.exit(1)
+    if hasattr(module, "report"):  # the example prints its AUC beside the Bayes-optimal one
+        module.report(result, **typed)
+
+
+def _find_example(name: str) -> str:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for base in (os.getcwd(), here):
+        path = os.path.join(base, "examples", name, "pipeline.py")
+        if os.path.isfile(path):
+            return path
+    raise click.ClickException(f"examples/{name}/pipeline.py not found; run from the Sluice repository")
+
+
+@cli.command()
+@click.option("--pipeline", default=None, help="Only runs of this pipeline.")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
+def runs(pipeline: str | None, limit: int, store: str | None) -> None:
+    """List recent runs: id, pipeline, status, start, duration, who ran it."""
+    from sluice.cli_views import runs_table
+
+    _console().print(runs_table(_store(store).runs(pipeline=pipeline, limit=limit)))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
+def show(ref: str, store: str | None) -> None:
+    """Show a run (by id or prefix) or an artifact (by number).
+
+    A run shows each step's state, timing, fingerprint, log and outputs; an
+    artifact shows its type, location, properties and producer.
+    """
+    from sluice.cli_views import show_ref
+
+    show_ref(_console(), _store(store), ref)
+
+
+@cli.command()
+@click.argument("artifact_id", type=int)
+@click.option("--direction", type=click.Choice(["up", "down", "both"]), default="both", show_default=True,
+              help="up: what it was made from; down: what was made from it.")
+@click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
+def lineage(artifact_id: int, direction: str, store: str | None) -> None:
+    """Trace an artifact's lineage: which data made this model, what used this data."""
+    from sluice.cli_views import lineage_tree
+
+    _console().print(lineage_tree(_store(store), artifact_id, direction))
+
+
+@cli.command()
+@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="A Pusher destination: <dir>/<model name>/<version>/ (or one model's folder).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8500, show_default=True)
+def serve(model_dir: str, host: str, port: int) -> None:
+    """Serve the newest version of each model over HTTP (TF Serving's REST API).
+
+    \b
+    curl -d '{"instances": [{"I1": 3, "C1": "c1_000042"}]}' \\
+         http://127.0.0.1:8500/v1/models/ctr:predict
+    """
+    from sluice.serve.server import run_server
+
+    run_server(model_dir, host=host, port=port)
+
+
+@cli.command()
+@click.option("--keep-runs", default=10, show_default=True, help="Keep the newest N runs of each pipeline.")
+@click.option("--older-than-days", default=None, type=float, help="Only delete runs older than this.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
+@click.option("--artifacts", envvar="SLUICE_ARTIFACTS", default=os.path.join(".sluice", "artifacts"),
+              show_default=True)
+def gc(keep_runs: int, older_than_days: float | None, dry_run: bool, store: str | None, artifacts: str) -> None:
+    """Delete old runs' artifacts that nothing kept depends on.
+
+    Never deletes an artifact that a registered model version depends on
+    (its data, transform, model), nor anything a kept run used.
+    """
+    from sluice.artifacts import ArtifactStore
+
+    meta = _store(store)
+    art_store = ArtifactStore(artifacts)
+    doomed = meta.gc_candidates(keep_last_runs=keep_runs, older_than_days=older_than_days)
+    console = _console()
+    for art in doomed:
+        console.print(f"{'would delete' if dry_run else 'deleting'} #{art.id} {art.type} {art.uri}",
+                      highlight=False)
+        if not dry_run:
+            art_store.delete(art.uri)
+    if not dry_run:
+        meta.delete_artifact_records([a.id for a in doomed])
+        removed = art_store.clean_staging()
+        console.print(f"deleted {len(doomed)} artifact(s), {removed} abandoned staging folder(s)")
+
+
+def main() -> None:
+    """Entry point of the ``sluice`` console script: user errors print cleanly, without a traceback."""
+    from sluice.errors import SluiceError
+
+    try:
+        cli(standalone_mode=True)
+    except SluiceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

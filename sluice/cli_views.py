@@ -1,0 +1,129 @@
+"""Rich renderings of metadata for the CLI: run lists, run details, artifacts, lineage trees."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.tree import Tree
+
+from sluice.errors import SluiceError
+from sluice.runner.progress import STATE_STYLE
+
+
+def _when(dt: Any) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S") if dt else ""
+
+
+def _secs(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}s"
+
+
+def _state(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, '')}]{state}[/]"
+
+
+def runs_table(runs: list[Any]) -> Table:
+    """A table of runs, newest first."""
+    table = Table(title="runs", title_justify="left")
+    for col in ("run", "pipeline", "status", "started", "duration", "engine", "user"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r.id[:12], r.pipeline, _state(r.status), _when(r.started_at), _secs(r.duration),
+                      r.engine or "", r.user or "")
+    return table
+
+
+def show_ref(console: Console, store: Any, ref: str) -> None:
+    """Print a run (id or prefix) or an artifact (number)."""
+    if ref.lstrip("#").isdigit():
+        art = store.artifact(int(ref.lstrip("#")))
+        if art is None:
+            raise SluiceError(f"no artifact #{ref}; `sluice show RUN_ID` lists a run's artifacts")
+        console.print(artifact_view(store, art))
+        return
+    console.print(run_view(store, store.run(ref)))
+
+
+def run_view(store: Any, run: Any) -> Group:
+    """A run's header plus one row per step with its outputs."""
+    header = (f"[bold]run {run.id}[/] of [bold]{run.pipeline}[/]: {_state(run.status)}  "
+              f"started {_when(run.started_at)}, {_secs(run.duration)} on {run.engine} by {run.user}@{run.host}")
+    params = f"params: {json.dumps(run.params or {})}"
+    table = Table(title_justify="left")
+    for col in ("step", "state", "time", "outputs", "log / error"):
+        table.add_column(col, overflow="fold")
+    for ex in store.executions(run.id):
+        outs = "\n".join(f"#{a.id} {k}: {a.type}" for k, a in store.outputs_of(ex.id).items())
+        note = ex.error or (f"reused execution {ex.cached_from}" if ex.cached_from else ex.log_path or "")
+        table.add_row(ex.step, _state(ex.status), _secs(ex.duration), outs, note)
+    parts: list[Any] = [header, params, table]
+    if run.error:
+        parts.append(f"[red]error:[/] {run.error}")
+    return Group(*parts)
+
+
+def artifact_view(store: Any, art: Any) -> Table:
+    """An artifact's type, location, fingerprint, properties and producer."""
+    table = Table(show_header=False, title=f"artifact #{art.id}", title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("type", art.type)
+    table.add_row("output", art.name)
+    table.add_row("uri", art.uri)
+    table.add_row("state", art.state)
+    table.add_row("fingerprint", art.fingerprint or "")
+    table.add_row("created", _when(art.created_at))
+    if art.producer_id is not None:
+        ex = store.execution(art.producer_id)
+        table.add_row("made by", f"step {ex.step} (execution {ex.id}) of run {ex.run_id}")
+    for key, value in (art.properties or {}).items():
+        text = value if isinstance(value, str) else json.dumps(value)
+        table.add_row(key, text if len(text) < 400 else text[:400] + " ...")
+    return table
+
+
+def lineage_tree(store: Any, artifact_id: int, direction: str = "both") -> Group:
+    """Trees of what an artifact came from (up) and what was made from it (down)."""
+    parts: list[Any] = []
+    for d in (["up", "down"] if direction == "both" else [direction]):
+        graph = store.lineage(artifact_id, direction=d)
+        root = graph.artifacts.get(artifact_id)
+        if root is None:
+            raise SluiceError(f"no artifact #{artifact_id}")
+        title = "made from" if d == "up" else "used by"
+        tree = Tree(f"[bold]{_art_label(root)}[/] [dim]({title})[/]")
+        _grow(tree, graph, artifact_id, d, set())
+        parts.append(tree)
+    return Group(*parts)
+
+
+def _art_label(a: Any) -> str:
+    return f"#{a.id} {a.type} ({a.name}) {a.uri}"
+
+
+def _grow(tree: Tree, graph: Any, artifact_id: int, direction: str, seen: set[int]) -> None:
+    if artifact_id in seen:
+        return
+    seen.add(artifact_id)
+    if direction == "up":
+        producers = [e.execution_id for e in graph.edges if e.artifact_id == artifact_id and e.kind == "output"]
+        for ex_id in producers[:1]:
+            ex = graph.executions[ex_id]
+            branch = tree.add(f"{ex.step} [dim](execution {ex.id}, run {ex.run_id})[/]")
+            for e in graph.edges:
+                if e.execution_id == ex_id and e.kind == "input" and e.artifact_id in graph.artifacts:
+                    node = branch.add(f"{e.key}: {_art_label(graph.artifacts[e.artifact_id])}")
+                    _grow(node, graph, e.artifact_id, direction, seen)
+    else:
+        consumers = sorted({e.execution_id for e in graph.edges
+                            if e.artifact_id == artifact_id and e.kind == "input"})
+        for ex_id in consumers:
+            ex = graph.executions[ex_id]
+            branch = tree.add(f"{ex.step} [dim](execution {ex.id}, run {ex.run_id}, {ex.status})[/]")
+            for e in graph.edges:
+                if e.execution_id == ex_id and e.kind == "output" and e.artifact_id in graph.artifacts:
+                    node = branch.add(f"{e.key}: {_art_label(graph.artifacts[e.artifact_id])}")
+                    _grow(node, graph, e.artifact_id, direction, seen)

@@ -1,0 +1,77 @@
+"""Pusher: releases a blessed model as the next integer version of a servable."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from sluice.dsl.artifacts import Blessing, Model, PushedModel, Schema, TransformGraph
+from sluice.dsl.component import Channel, Component, InputSpec
+from sluice.dsl.context import StepContext
+from sluice.registry.push import write_version
+from sluice.registry.servable import Signature, type_family
+
+
+class Pusher(Component):
+    """Push a blessed model to ``destination/<model name>/<version>/`` and register the version.
+
+    Example::
+
+        Pusher(model=trainer.outputs.model, transform=transform.outputs.transform_graph,
+               blessing=evaluator.outputs.blessing, destination="serving")
+
+    A model that is not blessed is not pushed; the output records why.
+    """
+
+    INPUTS = {"model": InputSpec(Model), "transform": InputSpec(TransformGraph),
+              "blessing": InputSpec(Blessing), "schema": InputSpec(Schema, optional=True)}
+    OUTPUTS = {"pushed_model": PushedModel}
+
+    def __init__(self, model: Channel, transform: Channel, blessing: Channel, *, destination: str = "serving",
+                 model_name: str | None = None, schema: Channel | None = None, name: str | None = None) -> None:
+        super().__init__(name=name, inputs={"model": model, "transform": transform, "blessing": blessing,
+                                            "schema": schema},
+                         params={"destination": destination, "model_name": model_name},
+                         cache=True)
+
+    def execute(self, ctx: StepContext) -> None:
+        out = ctx.outputs["pushed_model"]
+        blessing = ctx.inputs["blessing"]
+        name = ctx.params["model_name"] or ctx.pipeline
+        destination = os.path.abspath(ctx.params["destination"])
+        if not blessing.properties.get("blessed"):
+            reason = blessing.properties.get("summary", "not blessed")
+            ctx.log.info("not pushing: %s", reason)
+            out.properties.update({"pushed": False, "model_name": name, "summary": f"not pushed: {reason}"})
+            return
+        model, transform = ctx.inputs["model"], ctx.inputs["transform"]
+        signature = build_signature(name, model.path, transform.path, ctx.inputs.get("schema"))
+        version = ctx.store.register_model_version(name, os.path.join(destination, name), None, model.id,
+                                                   ctx.run_id)
+        path = write_version(destination, name, version, model.path, transform.path, signature)
+        ctx.log.info("pushed %s version %d to %s", name, version, path)
+        with open(out.file("pushed.json"), "w") as f:
+            json.dump({"model_name": name, "version": version, "path": path}, f)
+        out.properties.update({"pushed": True, "model_name": name, "version": version, "path": path,
+                               "destination": destination, "summary": f"pushed {name} v{version}"})
+
+
+def build_signature(name: str, model_dir: str, transform_dir: str, schema: object | None) -> Signature:
+    """The raw inputs a request must carry: the transform's inputs minus the label's."""
+    from sluice.transform import TransformGraph
+
+    with open(os.path.join(model_dir, "model.json")) as f:
+        spec = json.load(f)
+    graph = TransformGraph.load(transform_dir)
+    feature_names = [feat["name"] for feat in spec["features"]]
+    needed = graph.input_columns_for(feature_names)
+    required = _required_columns(schema) if schema is not None else set()
+    inputs = {col: {"type": type_family(typ), "required": col in required} for col, typ in needed.items()}
+    return Signature(name, spec["task"], inputs, label=spec.get("label"), classes=spec.get("classes"))
+
+
+def _required_columns(schema: object) -> set[str]:
+    from sluice.stats import Schema as FeatureSchema
+
+    loaded = FeatureSchema.load(schema.file("schema.yaml"))
+    return {f.name for f in loaded.features if getattr(f, "required", False)}

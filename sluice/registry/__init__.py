@@ -1,0 +1,1 @@
+"""Releasing models: servable directories, versions and the registry."""

@@ -1,0 +1,167 @@
+"""A servable: transform + model + input signature, predicting from raw features.
+
+One servable directory (what the Pusher writes, one per integer version)::
+
+    <destination>/<model name>/<version>/
+        signature.json      raw inputs (name, type, required), task, classes
+        transform/          the fitted TransformGraph (transform.json)
+        model/              weights (model.safetensors) + architecture (model.json)
+
+The same class scores the evaluation split in the Evaluator, batches in bulk
+inference and requests in the server, so all three see the same numbers.
+
+Example::
+
+    servable = Servable.load("serving/ctr/3")
+    servable.predict_rows([{"I1": 2.0, "C1": "c1_000042"}])   # [{'probability': 0.041}]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sluice.errors import SluiceError
+
+SIGNATURE = "signature.json"
+_ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "string": pa.string(), "bool": pa.bool_()}
+
+
+class InvalidRequest(SluiceError):
+    """A request does not match the model's signature; the message names the field."""
+
+
+@dataclass
+class Signature:
+    """What a model takes and gives: raw input fields (type, required), task, class names."""
+
+    model_name: str
+    task: str
+    inputs: dict[str, dict[str, Any]]
+    label: str | None = None
+    classes: list[str] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "task": self.task, "inputs": self.inputs,
+                "label": self.label, "classes": self.classes, **self.extra}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Signature:
+        known = {"model_name", "task", "inputs", "label", "classes"}
+        return cls(d["model_name"], d["task"], d["inputs"], d.get("label"), d.get("classes"),
+                   {k: v for k, v in d.items() if k not in known})
+
+    def save(self, directory: str) -> None:
+        with open(os.path.join(directory, SIGNATURE), "w") as f:
+            json.dump(self.to_dict(), f, indent=1, sort_keys=True)
+
+
+def type_family(arrow_type: str) -> str:
+    """'double', 'int64', 'string', ... -> the JSON-level family: float, int, string or bool."""
+    t = arrow_type.lower()
+    if t.startswith(("float", "double", "decimal", "halffloat")):
+        return "float"
+    if "int" in t:
+        return "int"
+    if t.startswith("bool"):
+        return "bool"
+    return "string"
+
+
+class Servable:
+    """Loads a servable directory (or a transform + model pair) and predicts."""
+
+    def __init__(self, transform_dir: str, model_dir: str, signature: Signature) -> None:
+        from sluice.train import load_model
+        from sluice.transform import TransformGraph
+
+        self.signature = signature
+        self.graph = TransformGraph.load(transform_dir)
+        self.model = load_model(model_dir)
+        spec = json.load(open(os.path.join(model_dir, "model.json")))
+        from sluice.features import FeatureSpec
+
+        self.features = [FeatureSpec.from_dict(f) for f in spec["features"]]
+
+    @classmethod
+    def load(cls, directory: str) -> Servable:
+        """Load a pushed version directory."""
+        path = os.path.join(directory, SIGNATURE)
+        if not os.path.isfile(path):
+            raise SluiceError(f"{directory} is not a servable: {SIGNATURE} is missing")
+        with open(path) as f:
+            signature = Signature.from_dict(json.load(f))
+        return cls(os.path.join(directory, "transform"), os.path.join(directory, "model"), signature)
+
+    def predict(self, table: pa.Table | pa.RecordBatch) -> dict[str, np.ndarray]:
+        """Raw feature columns in, prediction arrays out (``probability``, ``class_id``, ``value``)."""
+        from sluice.train import batch_arrays, predict
+
+        transformed = self.graph.apply(table, outputs=[f.name for f in self.features])
+        dense, sparse = batch_arrays(transformed, self.features)
+        scores = predict(self.model, dense, sparse, self.signature.task)
+        if self.signature.task == "binary":
+            return {"probability": scores}
+        if self.signature.task == "multiclass":
+            return {"class_id": scores.argmax(axis=1), "probabilities": scores}
+        return {"value": scores}
+
+    def rows_to_table(self, rows: list[Any]) -> pa.Table:
+        """Validate JSON rows against the signature and build an Arrow table of raw features."""
+        if not isinstance(rows, list) or not rows:
+            raise InvalidRequest("'instances' must be a non-empty list of objects")
+        columns: dict[str, list[Any]] = {name: [] for name in self.signature.inputs}
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise InvalidRequest(f"instances[{i}] must be an object of feature values, "
+                                     f"got {type(row).__name__}")
+            unknown = [k for k in row if k not in columns]
+            if unknown:
+                raise InvalidRequest(f"instances[{i}].{unknown[0]}: unknown feature; expected features: "
+                                     f"{', '.join(columns)}")
+            for name, spec in self.signature.inputs.items():
+                value = row.get(name)
+                if value is None and spec.get("required", False):
+                    raise InvalidRequest(f"instances[{i}].{name}: required feature is missing "
+                                         f"(expected a {spec['type']})")
+                columns[name].append(_check_value(value, spec["type"], f"instances[{i}].{name}"))
+        return pa.table({name: pa.array(values, type=_ARROW_TYPES[self.signature.inputs[name]["type"]])
+                         for name, values in columns.items()})
+
+    def predict_rows(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """Predict JSON rows; one dict per row, shaped for TF Serving's ``predictions``."""
+        out = self.predict(self.rows_to_table(rows))
+        if self.signature.task == "binary":
+            return [{"probability": float(p)} for p in out["probability"]]
+        if self.signature.task == "multiclass":
+            classes = self.signature.classes or []
+            return [{"class": classes[c] if c < len(classes) else int(c), "class_id": int(c),
+                     "probabilities": [round(float(x), 6) for x in probs]}
+                    for c, probs in zip(out["class_id"], out["probabilities"])]
+        return [{"value": float(v)} for v in out["value"]]
+
+
+def _check_value(value: Any, family: str, where: str) -> Any:
+    if value is None:
+        return None
+    if family == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidRequest(f"{where}: expected a number, got {json.dumps(value)}")
+        return float(value)
+    if family == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+            raise InvalidRequest(f"{where}: expected an integer, got {json.dumps(value)}")
+        return int(value)
+    if family == "bool":
+        if not isinstance(value, bool):
+            raise InvalidRequest(f"{where}: expected true or false, got {json.dumps(value)}")
+        return value
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise InvalidRequest(f"{where}: expected a string, got {json.dumps(value)}")
+    return str(value)

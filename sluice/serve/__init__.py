@@ -1,0 +1,1 @@
+"""Model serving: the HTTP server over pushed servables."""
