@@ -35,8 +35,10 @@ def split_sql(splits: Mapping[str, float], key_sql: str, seed: int) -> str:
         raise ValueError(f"split ratios must be positive, got {dict(splits)}")
     bucket = (f"(('0x' || substr(md5('{int(seed)}|' || coalesce({key_sql}, '')), 1, 8))::BIGINT "
               f"% {BUCKETS})")
-    cases, upper = [], 0.0
     names = list(splits)
+    if len(names) == 1:
+        return f"'{names[0]}'"
+    cases, upper = [], 0.0
     for name in names[:-1]:
         upper += splits[name] / total
         cases.append(f"WHEN {bucket} < {round(upper * BUCKETS)} THEN '{name}'")
@@ -88,7 +90,7 @@ class ExampleGen(Component):
         out = ctx.outputs["examples"]
         rejected = 0
         if source.format == "csv":
-            ds, report = engine.read_csv_checked(list(source.files))
+            ds, report = engine.read_csv_checked(list(source.files), **source.csv_options())
             rejected = report.rejects.num_rows
             self._check_rejects(report.rejects, report.rows, p["max_reject_fraction"], out.file("rejects.csv"),
                                 ctx.log)

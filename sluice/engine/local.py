@@ -83,10 +83,12 @@ class LocalEngine(Engine):
         cur = self._cursor()
         # count(COLUMNS(*)) makes DuckDB parse every column, so every bad value is found.
         rows = int(cur.sql(f"SELECT count(*), count(COLUMNS(*)) FROM {checking.plan}").fetchall()[0][0])
+        # One row per bad line (DuckDB reports one error per bad value).
         rejects = cur.sql(
-            "SELECT s.file_path AS file, e.line, e.column_name AS column, e.error_type AS error, "
-            "e.csv_line AS raw, e.error_message AS message FROM reject_errors e "
-            "JOIN reject_scans s USING (scan_id, file_id) ORDER BY file, line").to_arrow_table()
+            "SELECT s.file_path AS file, e.line, string_agg(DISTINCT e.column_name, ',') AS column, "
+            "string_agg(DISTINCT e.error_type, ',') AS error, any_value(e.csv_line) AS raw, "
+            "string_agg(e.error_message, '; ') AS message FROM reject_errors e "
+            "JOIN reject_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY file, line").to_arrow_table()
         # Pin the sniffed column types so the second scan parses exactly as the check did.
         types = _describe(cur, checking)
         options = {k: v for k, v in options.items() if k != "types"}

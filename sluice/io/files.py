@@ -59,6 +59,15 @@ class FileSource:
             raise DataError(f"input file {empty[0]} is empty (0 bytes); remove it or fill it with data")
         return cls(tuple(files), fmt)
 
+    def csv_options(self) -> dict[str, object]:
+        """Parser options for CSV sources: the delimiter from the extension, a header row.
+
+        Fixing them (rather than sniffing) keeps a file with a few malformed
+        rows from being misread as one wide column.
+        """
+        delim = "\t" if all(_extension(f) == ".tsv" for f in self.files) else ","
+        return {"delim": delim, "header": True}
+
     def fingerprint(self) -> str:
         """Names, sizes and modification times of the files, hashed (contents are not read)."""
         from sluice.runner.fingerprint import files_fingerprint
@@ -67,7 +76,7 @@ class FileSource:
 
     def check_columns(self) -> list[str]:
         """The column names shared by all files; a file missing one of them is an error."""
-        columns = {f: _columns(f, self.format) for f in self.files}
+        columns = {f: _columns(f, self.format, self.csv_options()) for f in self.files}
         first = self.files[0]
         reference = columns[first]
         for f, cols in columns.items():
@@ -80,13 +89,15 @@ class FileSource:
         return reference
 
 
-def _columns(path: str, fmt: str) -> list[str]:
+def _columns(path: str, fmt: str, csv_options: dict[str, object]) -> list[str]:
     if fmt == "parquet":
         return list(pq.read_schema(path).names)
     if fmt == "csv":
         import duckdb  # the header sniff is a one-line read; DuckDB's sniffer handles quoting
 
-        return [row[0] for row in duckdb.sql(f"DESCRIBE SELECT * FROM read_csv('{_q(path)}')").fetchall()]
+        delim = _q(str(csv_options["delim"]))
+        query = f"DESCRIBE SELECT * FROM read_csv('{_q(path)}', delim='{delim}', header=true, ignore_errors=true)"
+        return [row[0] for row in duckdb.sql(query).fetchall()]
     import json
 
     with open(path, encoding="utf-8") as f:

@@ -144,7 +144,15 @@ class LocalRunner:
                   inputs: dict[str, Artifact | None], progress: Progress) -> StepResult:
         started = time.time()
         log_path = os.path.join(self.log_dir, run_id, f"{comp.name}.log")
-        fingerprint = step_fingerprint(comp, inputs, comp.external_fingerprint())
+        try:
+            fingerprint = step_fingerprint(comp, inputs, comp.external_fingerprint())
+        except Exception as exc:  # noqa: BLE001 - e.g. the input files are gone: the step fails
+            exec_id = self.store.start_execution(run_id, comp.name, type(comp).__name__, "",
+                                                 _params_for_record(comp), os.path.abspath(log_path))
+            message = str(exc) if isinstance(exc, SluiceError) else f"{type(exc).__name__}: {exc}"
+            self.store.finish_execution(exec_id, "failed", error=message, attempts=1)
+            progress.update(comp.name, "failed", message[:120])
+            return StepResult(comp.name, "failed", error=message, log_path=log_path)
         cached = self._cached_outputs(comp, fingerprint) if (self.cache and comp.cache) else None
         exec_id = self.store.start_execution(run_id, comp.name, type(comp).__name__, fingerprint,
                                              _params_for_record(comp), os.path.abspath(log_path))
