@@ -9,7 +9,7 @@ from sluice.dsl.artifacts import Blessing, Model, PushedModel, Schema, Transform
 from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
 from sluice.registry.push import write_version
-from sluice.registry.servable import Signature, type_family
+from sluice.registry.servable import Signature
 
 
 class Pusher(Component):
@@ -45,7 +45,9 @@ class Pusher(Component):
             out.properties.update({"pushed": False, "model_name": name, "summary": f"not pushed: {reason}"})
             return
         model, transform = ctx.inputs["model"], ctx.inputs["transform"]
-        signature = build_signature(name, model.path, transform.path, ctx.inputs.get("schema"))
+        schema = ctx.inputs.get("schema")
+        required = _required_columns(schema) if schema is not None else set()
+        signature = Signature.build(name, model.path, transform.path, required)
         version = ctx.store.register_model_version(name, os.path.join(destination, name), None, model.id,
                                                    ctx.run_id)
         path = write_version(destination, name, version, model.path, transform.path, signature)
@@ -56,22 +58,8 @@ class Pusher(Component):
                                "destination": destination, "summary": f"pushed {name} v{version}"})
 
 
-def build_signature(name: str, model_dir: str, transform_dir: str, schema: object | None) -> Signature:
-    """The raw inputs a request must carry: the transform's inputs minus the label's."""
-    from sluice.transform import TransformGraph
-
-    with open(os.path.join(model_dir, "model.json")) as f:
-        spec = json.load(f)
-    graph = TransformGraph.load(transform_dir)
-    feature_names = [feat["name"] for feat in spec["features"]]
-    needed = graph.input_columns_for(feature_names)
-    required = _required_columns(schema) if schema is not None else set()
-    inputs = {col: {"type": type_family(typ), "required": col in required} for col, typ in needed.items()}
-    return Signature(name, spec["task"], inputs, label=spec.get("label"), classes=spec.get("classes"))
-
-
 def _required_columns(schema: object) -> set[str]:
     from sluice.stats import Schema as FeatureSchema
 
     loaded = FeatureSchema.load(schema.file("schema.yaml"))
-    return {f.name for f in loaded.features if getattr(f, "required", False)}
+    return {f.name for f in loaded if f.required}

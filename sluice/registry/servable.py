@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from sluice.errors import SluiceError
+from sluice.features import FeatureSpec
 
 SIGNATURE = "signature.json"
 _ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "string": pa.string(), "bool": pa.bool_()}
@@ -61,6 +62,20 @@ class Signature:
         with open(os.path.join(directory, SIGNATURE), "w") as f:
             json.dump(self.to_dict(), f, indent=1, sort_keys=True)
 
+    @classmethod
+    def build(cls, name: str, model_dir: str, transform_dir: str, required: set[str] | None = None) -> Signature:
+        """The raw inputs a request must carry: what the model's features need, minus the label."""
+        from sluice.train import read_model_spec
+        from sluice.transform import TransformGraph
+
+        spec = read_model_spec(model_dir)
+        extra = spec.get("extra", {})
+        graph = TransformGraph.load(transform_dir)
+        needed = graph.required_columns([f["name"] for f in spec["features"]])
+        inputs = {col: {"type": type_family(graph.input_columns[col]), "required": col in (required or set())}
+                  for col in needed}
+        return cls(name, spec["task"], inputs, label=extra.get("label"), classes=extra.get("classes"))
+
 
 def type_family(arrow_type: str) -> str:
     """'double', 'int64', 'string', ... -> the JSON-level family: float, int, string or bool."""
@@ -78,16 +93,18 @@ class Servable:
     """Loads a servable directory (or a transform + model pair) and predicts."""
 
     def __init__(self, transform_dir: str, model_dir: str, signature: Signature) -> None:
-        from sluice.train import load_model
+        from sluice.train import load_model, read_model_spec
         from sluice.transform import TransformGraph
 
         self.signature = signature
         self.graph = TransformGraph.load(transform_dir)
         self.model = load_model(model_dir)
-        spec = json.load(open(os.path.join(model_dir, "model.json")))
-        from sluice.features import FeatureSpec
+        self.features = [FeatureSpec.from_dict(f) for f in read_model_spec(model_dir)["features"]]
 
-        self.features = [FeatureSpec.from_dict(f) for f in spec["features"]]
+    @classmethod
+    def from_parts(cls, transform_dir: str, model_dir: str, name: str = "model") -> Servable:
+        """A servable straight from a Transform output and a Trainer output (before any push)."""
+        return cls(transform_dir, model_dir, Signature.build(name, model_dir, transform_dir))
 
     @classmethod
     def load(cls, directory: str) -> Servable:
@@ -101,10 +118,10 @@ class Servable:
 
     def predict(self, table: pa.Table | pa.RecordBatch) -> dict[str, np.ndarray]:
         """Raw feature columns in, prediction arrays out (``probability``, ``class_id``, ``value``)."""
-        from sluice.train import batch_arrays, predict
+        from sluice.train import feature_arrays, predict
 
         transformed = self.graph.apply(table, outputs=[f.name for f in self.features])
-        dense, sparse = batch_arrays(transformed, self.features)
+        dense, sparse = feature_arrays(transformed, self.features)
         scores = predict(self.model, dense, sparse, self.signature.task)
         if self.signature.task == "binary":
             return {"probability": scores}

@@ -22,6 +22,7 @@ _EXPORTS = {
     "ParquetBatchLoader": "loader",
     "RowGroup": "loader",
     "label_dtype_for": "loader",
+    "feature_arrays": "loader",
     "MODELS": "models",
     "TASKS": "models",
     "LogisticRegression": "models",
@@ -50,7 +51,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from sluice.train.export import ExportedModel, ModelExportError, load_model, read_model_spec, save_model
-    from sluice.train.loader import Batch, ParquetBatchLoader, RowGroup, label_dtype_for
+    from sluice.train.loader import Batch, ParquetBatchLoader, RowGroup, feature_arrays, label_dtype_for
     from sluice.train.loop import TrainConfig, TrainResult, evaluate, fit, loss_function, train_epoch
     from sluice.train.metrics import accuracy, auc, rmse
     from sluice.train.models import MODELS, MLP, TASKS, LogisticRegression, WideAndDeep, build_model, default_embedding_dim

@@ -267,20 +267,8 @@ class ParquetBatchLoader:
                 # One reader thread lets pyarrow decode columns in parallel; several already do.
                 unit.index, columns=self._columns, use_threads=self.num_workers == 1
             )
-        m = table.num_rows
         where = f"{unit.path} row group {unit.index}"
-        dense = np.empty((m, len(self._numeric)), dtype=np.float32)
-        for j, name in enumerate(self._numeric):
-            dense[:, j] = _column(table, name, where)
-        sparse = np.empty((m, len(self._categorical)), dtype=np.int64)
-        for j, (name, card) in enumerate(self._categorical):
-            ids = _column(table, name, where)
-            if m and (ids.min() < 0 or ids.max() >= card):
-                raise ValueError(
-                    f"{where}: categorical {name!r} has ids in [{ids.min()}, {ids.max()}], "
-                    f"outside [0, {card}); the feature spec's cardinality does not match the data"
-                )
-            sparse[:, j] = ids
+        dense, sparse = _stack(table, self._numeric, self._categorical, where)
         # A copy: pyarrow's zero-copy arrays are read-only, and torch wants writable memory.
         label = np.array(_column(table, self.label, where), dtype=self.label_dtype) if self.label else None
         return dense, sparse, label
@@ -346,6 +334,37 @@ class ParquetBatchLoader:
         for s in range(0, stop, bs):
             idx = order[s : s + bs]
             yield self._emit(*(None if b is None else np.take(b, idx, axis=0) for b in bufs))
+
+
+def feature_arrays(table, features: Sequence[FeatureSpec], where: str = "batch") -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs from a table of transformed columns: dense float32 [N, n_numeric] and
+    sparse int64 [N, n_categorical], in feature-spec order.
+
+    Example::
+
+        dense, sparse = feature_arrays(graph.apply(batch), specs)
+    """
+    numeric = [f.name for f in features if f.kind == "numeric"]
+    categorical = [(f.name, int(f.cardinality)) for f in features if f.kind == "categorical"]
+    return _stack(table, numeric, categorical, where)
+
+
+def _stack(table, numeric: Sequence[str], categorical: Sequence[tuple[str, int]],
+           where: str) -> tuple[np.ndarray, np.ndarray]:
+    m = table.num_rows
+    dense = np.empty((m, len(numeric)), dtype=np.float32)
+    for j, name in enumerate(numeric):
+        dense[:, j] = _column(table, name, where)
+    sparse = np.empty((m, len(categorical)), dtype=np.int64)
+    for j, (name, card) in enumerate(categorical):
+        ids = _column(table, name, where)
+        if m and (ids.min() < 0 or ids.max() >= card):
+            raise ValueError(
+                f"{where}: categorical {name!r} has ids in [{ids.min()}, {ids.max()}], "
+                f"outside [0, {card}); the feature spec's cardinality does not match the data"
+            )
+        sparse[:, j] = ids
+    return dense, sparse
 
 
 def _column(table, name: str, where: str) -> np.ndarray:
