@@ -37,14 +37,28 @@ def runs_table(runs: list[Any]) -> Table:
 
 
 def show_ref(console: Console, store: Any, ref: str) -> None:
-    """Print a run (id or prefix) or an artifact (number)."""
-    if ref.lstrip("#").isdigit():
-        art = store.artifact(int(ref.lstrip("#")))
-        if art is None:
-            raise SluiceError(f"no artifact #{ref}; `sluice show RUN_ID` lists a run's artifacts")
-        console.print(artifact_view(store, art))
-        return
-    console.print(run_view(store, store.run(ref)))
+    """Print a run (id or prefix) or an artifact (number; ``#N`` is always an artifact).
+
+    A bare number that is no artifact is tried as a run id prefix: run ids are hex,
+    so the 12-character prefix ``sluice runs`` prints can be all digits.
+    """
+    number = ref[1:] if ref.startswith("#") else ref
+    if number.isdigit():
+        try:
+            art = store.artifact(int(number))
+        except KeyError:
+            art = None
+        if art is not None:
+            console.print(artifact_view(store, art))
+            return
+        if ref.startswith("#"):
+            raise SluiceError(f"no artifact {ref}; `sluice show RUN_ID` lists a run's artifacts")
+    try:
+        run = store.run(ref)
+    except KeyError as exc:
+        hint = "no artifact with that number either; " if number.isdigit() else ""
+        raise SluiceError(f"{exc.args[0]} ({hint}`sluice runs` lists runs)") from None
+    console.print(run_view(store, run))
 
 
 def run_view(store: Any, run: Any) -> Group:
@@ -89,7 +103,10 @@ def lineage_tree(store: Any, artifact_id: int, direction: str = "both") -> Group
     """Trees of what an artifact came from (up) and what was made from it (down)."""
     parts: list[Any] = []
     for d in (["up", "down"] if direction == "both" else [direction]):
-        graph = store.lineage(artifact_id, direction=d)
+        try:
+            graph = store.lineage(artifact_id, direction=d)
+        except KeyError:
+            raise SluiceError(f"no artifact #{artifact_id}") from None
         root = graph.artifacts.get(artifact_id)
         if root is None:
             raise SluiceError(f"no artifact #{artifact_id}")

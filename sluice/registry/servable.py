@@ -142,6 +142,9 @@ class Servable:
             if unknown:
                 raise InvalidRequest(f"instances[{i}].{unknown[0]}: unknown feature; expected features: "
                                      f"{', '.join(columns)}")
+            # Values given are checked before absent ones, so a mistyped field is named first.
+            for name, value in row.items():
+                _check_value(value, self.signature.inputs[name]["type"], f"instances[{i}].{name}")
             for name, spec in self.signature.inputs.items():
                 value = row.get(name)
                 if value is None and spec.get("required", False):

@@ -80,10 +80,19 @@ def coerce_params(factory: Any, raw: dict[str, str]) -> dict[str, Any]:
     for key, text in raw.items():
         if key not in accepted:
             raise SluiceError(f"unknown --param {key!r}; this pipeline takes: "
-                              + ", ".join(f"{n}={p.default!r}" for n, p in accepted.items()))
-        target = hints.get(key, type(accepted[key].default) if accepted[key].default is not None else str)
+                              + ", ".join(_describe(n, p) for n, p in accepted.items()))
+        default = accepted[key].default
+        target = hints.get(key, str if default is None or default is inspect.Parameter.empty else type(default))
         typed[key] = _convert(key, text, target)
+    missing = [n for n, p in accepted.items() if p.default is inspect.Parameter.empty and n not in typed
+               and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+    if missing:
+        raise SluiceError("this pipeline needs " + ", ".join(f"--param {n}=..." for n in missing))
     return typed
+
+
+def _describe(name: str, p: inspect.Parameter) -> str:
+    return name if p.default is inspect.Parameter.empty else f"{name}={p.default!r}"
 
 
 def _convert(key: str, text: str, target: Any) -> Any:
