@@ -94,16 +94,50 @@ def loss_function(task: str) -> nn.Module:
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+class SplitOptimizer:
+    """Two optimizers behind one ``step``: a sparse one for embedding tables with sparse
+    gradients (only the looked-up rows change, so a step costs the batch, not the vocabulary)
+    and the configured one for every other parameter.
+
+    Weight decay applies to the dense parameters only.
+    """
+
+    def __init__(self, dense: torch.optim.Optimizer | None, sparse: torch.optim.Optimizer | None) -> None:
+        self.optimizers = [o for o in (dense, sparse) if o is not None]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for o in self.optimizers:
+            o.step()
+
+    def state_dict(self) -> list[dict]:
+        return [o.state_dict() for o in self.optimizers]
+
+    def load_state_dict(self, states: list[dict]) -> None:
+        for o, state in zip(self.optimizers, states):
+            o.load_state_dict(state)
+
+
+def _sparse_parameters(model: nn.Module) -> set[int]:
+    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> SplitOptimizer:
     params = [p for p in model.parameters() if p.requires_grad]
+    sparse_ids = _sparse_parameters(model)
+    dense = [p for p in params if id(p) not in sparse_ids]
+    sparse = [p for p in params if id(p) in sparse_ids]
     lr, wd = config.learning_rate, config.weight_decay
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd)
-    raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {config.optimizer!r}")
+    if config.optimizer == "sgd":  # SGD handles sparse gradients itself
+        return SplitOptimizer(torch.optim.SGD(params, lr=lr, weight_decay=wd), None)
+    if config.optimizer not in ("adam", "adamw"):
+        raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {config.optimizer!r}")
+    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return SplitOptimizer(cls(dense, lr=lr, weight_decay=wd) if dense else None,
+                          torch.optim.SparseAdam(sparse, lr=lr) if sparse else None)
 
 
 def _check_logits(logits: torch.Tensor, n: int, task: str) -> None:
@@ -117,7 +151,7 @@ def _check_logits(logits: torch.Tensor, n: int, task: str) -> None:
 def train_epoch(
     model: nn.Module,
     loader: ParquetBatchLoader,
-    optimizer: torch.optim.Optimizer,
+    optimizer: SplitOptimizer,
     loss_fn: nn.Module,
     task: str,
     grad_clip: float | None = None,
@@ -137,8 +171,9 @@ def train_epoch(
         _check_logits(logits, n, task)
         loss = loss_fn(logits, y)
         loss.backward()
-        if grad_clip:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if grad_clip:  # dense gradients only: embedding rows are updated sparsely
+            nn.utils.clip_grad_norm_([p for p in model.parameters()
+                                      if p.grad is not None and not p.grad.is_sparse], grad_clip)
         optimizer.step()
         total += loss.detach() * n
         rows += n

@@ -92,7 +92,7 @@ class _Wide(nn.Module):
         super().__init__()
         offsets = torch.tensor([0, *cardinalities[:-1]], dtype=torch.long).cumsum(0) if cardinalities else torch.zeros(0, dtype=torch.long)
         self.register_buffer("offsets", offsets, persistent=False)
-        self.weight = nn.Embedding(max(1, sum(cardinalities)), out_dim)
+        self.weight = nn.Embedding(max(1, sum(cardinalities)), out_dim, sparse=True)
         nn.init.zeros_(self.weight.weight)  # a linear model starts neutral, like sklearn's
 
     def forward(self, sparse: torch.Tensor) -> torch.Tensor:
@@ -114,7 +114,8 @@ class _Embeddings(nn.Module):
                 dims.append(int(embedding_dim[name]))
             else:
                 dims.append(default_embedding_dim(card))
-        self.tables = nn.ModuleList(nn.Embedding(card, d) for (_, card), d in zip(categorical, dims))
+        # Sparse gradients: a step touches only the rows in the batch, not whole vocabularies.
+        self.tables = nn.ModuleList(nn.Embedding(card, d, sparse=True) for (_, card), d in zip(categorical, dims))
         self.width = sum(dims)
 
     def forward(self, sparse: torch.Tensor) -> torch.Tensor:
