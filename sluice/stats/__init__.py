@@ -1,0 +1,31 @@
+"""Data statistics, schemas and validation (the TFDV equivalent).
+
+Example::
+
+    from sluice.engine import get_engine
+    from sluice import stats
+
+    engine = get_engine("local")
+    train = stats.compute(engine, engine.read_parquet(["train.parquet"]), split="train")
+    schema = stats.infer_schema(train)
+    schema.save("schema.yaml")                      # review, edit, commit
+    anomalies = stats.validate(stats.compute(engine, serving_ds, split="serving"),
+                               stats.Schema.load("schema.yaml"))
+    print(anomalies.summary())
+"""
+
+from sluice.stats.anomalies import Anomalies, Anomaly
+from sluice.stats.compute import compute, compute_splits
+from sluice.stats.drift import drift_distance, js_divergence, linf_distance
+from sluice.stats.schema import FeatureSchema, Schema, infer_schema
+from sluice.stats.statistics import (
+    DatasetStatistics, FeatureStatistics, Histogram, NumericStatistics, StringStatistics, ValueCount,
+    load_splits, save_splits,
+)
+from sluice.stats.validate import validate
+
+__all__ = [
+    "Anomalies", "Anomaly", "DatasetStatistics", "FeatureSchema", "FeatureStatistics", "Histogram",
+    "NumericStatistics", "Schema", "StringStatistics", "ValueCount", "compute", "compute_splits",
+    "drift_distance", "infer_schema", "js_divergence", "linf_distance", "load_splits", "save_splits", "validate",
+]
