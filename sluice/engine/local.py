@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sluice.engine.base import BatchFn, CsvReport, Dataset, Engine, WriteResult
@@ -96,25 +97,20 @@ class LocalEngine(Engine):
         return ds, CsvReport(rows, rejects)
 
     def write_partitioned(self, ds: Dataset, out_dir: str, by: str) -> dict[str, WriteResult]:
-        os.makedirs(out_dir, exist_ok=True)
-        tmp = os.path.join(out_dir, ".partitioned")
-        cur = self._cursor()
-        cur.execute(f"COPY (SELECT * FROM {ds.plan}) TO {sql_literal(tmp)} "
-                    f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({by}), FILENAME_PATTERN 'part-{{i}}', "
-                    "ROW_GROUP_SIZE 131072)")
-        results: dict[str, WriteResult] = {}
-        for entry in sorted(os.listdir(tmp)):
-            value = entry.split("=", 1)[1]
-            final = os.path.join(out_dir, value)
-            os.replace(os.path.join(tmp, entry), final)
-            files = sorted(os.listdir(final))
-            for i, name in enumerate(files):  # uniform shard names: part-00000.parquet, ...
-                os.replace(os.path.join(final, name), os.path.join(final, f"part-{i:05d}.parquet"))
-            files = [f"part-{i:05d}.parquet" for i in range(len(files))]
-            rows = sum(pq.ParquetFile(os.path.join(final, f)).metadata.num_rows for f in files)
-            results[value] = WriteResult(files, rows)
-        os.rmdir(tmp)
-        return results
+        # Streamed through Python one batch at a time rather than DuckDB's partitioned COPY:
+        # memory stays at a batch per partition, and row order (so the bytes) is deterministic.
+        writers: dict[str, ShardWriter] = {}
+        try:
+            for batch in self.iter_batches(ds):
+                keys = batch.column(by)
+                rest = batch.drop_columns([by])
+                for value in pc.unique(keys).to_pylist():
+                    part = rest.filter(pc.equal(keys, value))
+                    writers.setdefault(str(value), ShardWriter(os.path.join(out_dir, str(value)))).write(part)
+        finally:
+            for w in writers.values():
+                w.close()
+        return {value: w.result for value, w in sorted(writers.items())}
 
     def select(self, ds: Dataset, sql: str) -> Dataset:
         return Dataset(self.name, f"(WITH data AS (SELECT * FROM {ds.plan}) {sql})", ds.description)

@@ -4,7 +4,7 @@
    (count, mean, std, min, max, zeros, quantiles, string lengths ...);
 2. one ``engine.aggregate`` pass for the equal-width histograms, which need
    the min and max from pass 1 (``sum(CASE WHEN ...)`` bucket counts);
-3. one ``engine.query`` with ``GROUP BY GROUPING SETS`` that counts the values
+3. one ``engine.query`` (a UNION ALL of per-column GROUP BYs) that counts the values
    of all string columns at once, ranks them with a window function and
    keeps the top ones; the same query gives exact distinct counts.
 
@@ -206,26 +206,26 @@ def _histograms(engine: Engine, dataset: Dataset, columns: list[tuple[str, Featu
 
 def _top_values(engine: Engine, dataset: Dataset, columns: list[tuple[str, FeatureType, pa.DataType]],
                 features: dict[str, FeatureStatistics], top_k: int, vocabulary_limit: int) -> None:
-    """Pass 3: value counts of all string columns in one GROUPING SETS query."""
+    """Pass 3: value counts of all string columns in one query.
+
+    A UNION ALL of one GROUP BY per column rather than GROUPING SETS: DuckDB
+    runs the branches one after another within its memory limit, where
+    grouping sets hold every column's hash table at once and run out of memory.
+    """
     strings = [(i, quote(name)) for i, (name, typ, _) in enumerate(columns) if typ == "string"]
     if not strings:
         return
-    # One grouping set per column; grouping(col) = 0 says which column a row counts.
-    which = " ".join(f"WHEN grouping({col}) = 0 THEN {i}" for i, col in strings)
-    value = f"coalesce({', '.join(col for _, col in strings)})" if len(strings) > 1 else strings[0][1]
-    sets = ", ".join(f"({col})" for _, col in strings)
     # One more row than the vocabulary limit tells whether the vocabulary is complete.
     keep = max(top_k, vocabulary_limit + 1)
+    counts = " UNION ALL ".join(
+        f"SELECT {i} AS feature, {col} AS value, count(*) AS n FROM data WHERE {col} IS NOT NULL GROUP BY {col}"
+        for i, col in strings)
     sql = f"""
         SELECT feature, value, n, distinct_values FROM (
             SELECT feature, value, n,
                    row_number() OVER (PARTITION BY feature ORDER BY n DESC, value ASC) AS r,
                    count(*) OVER (PARTITION BY feature) AS distinct_values
-            FROM (
-                SELECT CASE {which} END AS feature, {value} AS value, count(*) AS n
-                FROM data GROUP BY GROUPING SETS ({sets})
-            ) AS counts
-            WHERE value IS NOT NULL
+            FROM ({counts}) AS counts
         ) AS ranked
         WHERE r <= {keep}
         ORDER BY feature, r"""

@@ -3,7 +3,7 @@
 Each *phase* is at most two scans of the data: one ``engine.aggregate`` with
 every numeric statistic over a lazy projection of their inputs (``avg``, ``stddev_pop``, ``min``, ``max``, ``count``,
 ``approx_quantile``) and one ``engine.query`` counting every vocabulary with
-``GROUP BY GROUPING SETS``. An analyzer whose input depends on another
+a UNION ALL of per-column ``GROUP BY``s. An analyzer whose input depends on another
 analyzer's result (the std in ``zscore(clip(zscore(x), -3, 3))`` needs the
 first mean and std) runs one phase later, with the earlier results inlined as
 SQL constants. Statistics of a mean-filled column are derived from those of
@@ -111,28 +111,28 @@ def numeric_sql(spec: AnalyzerSpec, column: str) -> str:
     return _AGGREGATES[spec.kind].format(x=column)
 
 
-def vocabulary_sql(inputs: list[tuple[str, int | None, int]]) -> str:
-    """One query counting values of several expressions: (sql, limit or None, min count) each.
+def vocabulary_sql(inputs: list[tuple[str, str, int | None, int]]) -> str:
+    """One query counting values of several expressions: (sql, sql type, limit or None, min count) each.
 
-    Grouping set ``k`` counts ``v{k}``; within it every other ``v`` column is
-    NULL, so ``ORDER BY n DESC, v0, v1 ...`` orders each set by its own values.
+    Branch ``k`` of a UNION ALL counts ``v{k}``, with every other ``v`` column
+    NULL, so ``ORDER BY n DESC, v0, v1 ...`` orders each branch by its own
+    values. (GROUPING SETS would hold every hash table at once; the branches
+    of a UNION ALL stay within the engine's memory limit.)
     """
     cols = [f"v{k}" for k in range(len(inputs))]
-    which = " ".join(f"WHEN GROUPING({c}) = 0 THEN {k}" for k, c in enumerate(cols))
-    not_null = " ".join(f"WHEN {k} THEN {c} IS NOT NULL" for k, c in enumerate(cols))
+    branches = []
+    for k, (sql, _, _, _) in enumerate(inputs):
+        values = ", ".join(f"{sql} AS {c}" if j == k else f"CAST(NULL AS {typ}) AS {c}"
+                           for j, ((_, typ, _, _), c) in enumerate(zip(inputs, cols)))
+        branches.append(f"SELECT {k} AS k, {values}, count(*) AS n FROM data WHERE {sql} IS NOT NULL GROUP BY {sql}")
     keep = " ".join(
         f"WHEN {k} THEN n >= {min_count}" + (f" AND r <= {limit}" if limit is not None else "")
-        for k, (_, limit, min_count) in enumerate(inputs))
-    select = ", ".join(f"{sql} AS {c}" for (sql, _, _), c in zip(inputs, cols))
-    sets = ", ".join(f"({c})" for c in cols)
+        for k, (_, _, limit, min_count) in enumerate(inputs))
     order = ", ".join(f"{c} ASC" for c in cols)
     return (
         f"SELECT k, {', '.join(cols)}, n, d FROM ("
         f" SELECT *, row_number() OVER (PARTITION BY k ORDER BY n DESC, {order}) AS r,"
-        f" count(*) OVER (PARTITION BY k) AS d FROM ("
-        f"  SELECT CASE {which} END AS k, {', '.join(cols)}, count(*) AS n"
-        f"  FROM (SELECT {select} FROM data) GROUP BY GROUPING SETS ({sets}))"
-        f" WHERE CASE k {not_null} END)"
+        f" count(*) OVER (PARTITION BY k) AS d FROM ({' UNION ALL '.join(branches)}))"
         f" WHERE CASE k {keep} END ORDER BY k, r")
 
 
@@ -183,7 +183,7 @@ def _run_vocabularies(engine: Engine, ds: Dataset, specs: list[AnalyzerSpec],
         tops = [s.params.get("top_k") for s in group]
         limit = None if None in tops else max(tops)
         min_count = min(s.params.get("frequency_threshold") or 1 for s in group)
-        inputs.append((f"CAST({to_sql(node, results)} AS {sql_type})", limit, min_count))
+        inputs.append((f"CAST({to_sql(node, results)} AS {sql_type})", sql_type, limit, min_count))
     table = engine.query(ds, vocabulary_sql(inputs)).to_pydict()
     counted: list[tuple[list[Any], list[int], int]] = [([], [], 0) for _ in inputs]
     for i, k in enumerate(table["k"]):

@@ -128,7 +128,7 @@ def test_string_statistics(mixed, mixed_stats):
 
 def test_top_k_ties_ordered_by_value(engine, tmp_path):
     values = ["b"] * 3 + ["a"] * 3 + ["c"] * 3 + ["z"] * 5 + ["y"] * 1 + ["x"] * 1 + [None] * 2
-    other = ["q"] * len(values)  # a second string column shares the GROUPING SETS query
+    other = ["q"] * len(values)  # a second string column shares the one value-count query
     ds = dataset(engine, tmp_path, pa.table({"s": values, "t": other}))
     st = compute(engine, ds, top_k=3, vocabulary_limit=4)
     s = st["s"].string
