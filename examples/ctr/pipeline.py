@@ -59,8 +59,9 @@ def pipeline(rows: int = 100_000, seed: int = 0, epochs: int = 2, model: str = "
                           anomalies=validator.outputs.anomalies)
     trainer = Trainer(examples=transform.outputs.transformed_examples,
                       transform_graph=transform.outputs.transform_graph, label="label", task="binary",
-                      model=model, hparams={"hidden": [256, 128]} if model != "logistic_regression" else {},
-                      epochs=epochs, batch_size=4096, learning_rate=2e-3, seed=seed)
+                      model=model, hparams={} if model == "logistic_regression" else
+                      {"hidden": [128, 64], "embedding_dim": 16},
+                      epochs=epochs, batch_size=8192, learning_rate=4e-3, seed=seed)
     evaluator = Evaluator(model=trainer.outputs.model, examples=gen.outputs.examples,
                           transform_graph=transform.outputs.transform_graph, slices=["C2"],
                           thresholds={"auc": Threshold(lower_bound=0.6, max_decrease=0.01)})
