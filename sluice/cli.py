@@ -166,7 +166,9 @@ def lineage(artifact_id: int, direction: str, store: str | None) -> None:
               help="A Pusher destination: <dir>/<model name>/<version>/ (or one model's folder).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8500, show_default=True)
-def serve(model_dir: str, host: str, port: int) -> None:
+@click.option("--poll-seconds", default=2.0, show_default=True, type=float,
+              help="Re-scan --model-dir this often for newly pushed versions (0: never).")
+def serve(model_dir: str, host: str, port: int, poll_seconds: float) -> None:
     """Serve the newest version of each model over HTTP (TF Serving's REST API).
 
     \b
@@ -175,7 +177,7 @@ def serve(model_dir: str, host: str, port: int) -> None:
     """
     from sluice.serve.server import run_server
 
-    run_server(model_dir, host=host, port=port)
+    run_server(model_dir, host=host, port=port, poll_seconds=poll_seconds or None)
 
 
 @cli.command()

@@ -8,6 +8,7 @@ batch at a time.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -56,7 +57,11 @@ class LocalEngine(Engine):
             config["memory_limit"] = memory_limit
         if threads:
             config["threads"] = threads
-        config["temp_directory"] = temp_directory or os.path.join(tempfile.gettempdir(), "sluice-duckdb")
+        # A spill directory of its own: DuckDB names spill files alike in every process, so
+        # engines sharing one directory would read each other's blocks.
+        self._own_temp = temp_directory is None
+        self._temp = temp_directory or tempfile.mkdtemp(prefix="sluice-duckdb-")
+        config["temp_directory"] = self._temp
         config["preserve_insertion_order"] = True
         self._con = duckdb.connect(config=config)
         self._lock = threading.Lock()
@@ -159,6 +164,12 @@ class LocalEngine(Engine):
 
 def _describe(cur: duckdb.DuckDBPyConnection, ds: Dataset) -> dict[str, str]:
     return {name: typ for name, typ, *_ in cur.sql(f"DESCRIBE SELECT * FROM {ds.plan}").fetchall()}
+
+
+    def close(self) -> None:
+        self._con.close()
+        if self._own_temp:
+            shutil.rmtree(self._temp, ignore_errors=True)
 
 
 class ShardWriter:

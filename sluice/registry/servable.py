@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,16 +173,41 @@ def _check_value(value: Any, family: str, where: str) -> Any:
         return None
     if family == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidRequest(f"{where}: expected a number, got {json.dumps(value)}")
-        return float(value)
+            raise InvalidRequest(f"{where}: expected a number, got {_show(value)}")
+        number = _finite_float(value)
+        if number is None:
+            raise InvalidRequest(f"{where}: expected a finite number, got {_show(value)}")
+        return number
     if family == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
-            raise InvalidRequest(f"{where}: expected an integer, got {json.dumps(value)}")
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or _finite_float(value) is None
+                or float(value) != int(value) or not _INT64_MIN <= int(value) <= _INT64_MAX):
+            raise InvalidRequest(f"{where}: expected an integer, got {_show(value)}")
         return int(value)
     if family == "bool":
         if not isinstance(value, bool):
-            raise InvalidRequest(f"{where}: expected true or false, got {json.dumps(value)}")
+            raise InvalidRequest(f"{where}: expected true or false, got {_show(value)}")
         return value
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise InvalidRequest(f"{where}: expected a string, got {json.dumps(value)}")
+        raise InvalidRequest(f"{where}: expected a string, got {_show(value)}")
     return str(value)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _finite_float(value: int | float) -> float | None:
+    """``float(value)``, or None when it is not finite (inf, nan, an int beyond float range)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A request value for an error message, cut short (it may be megabytes, or a huge int)."""
+    try:
+        text = json.dumps(value)
+    except (ValueError, RecursionError):
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -4,11 +4,13 @@ Endpoints::
 
     POST /v1/models/{name}[/versions/{v}]:predict   {"instances": [{raw features}, ...]}
     GET  /v1/models/{name}[/versions/{v}]           version status, TF Serving's shape
-    GET  /v1/models/{name}/metadata                 the input signature
+    GET  /v1/models/{name}[/versions/{v}]/metadata  the input signature
     GET  /healthz, /v2/health/live, /v2/health/ready
 
 A request that does not match the signature gets a 400 naming the field;
-inference runs in a worker thread, off the event loop.
+inference runs in a worker thread, off the event loop. With ``poll_seconds``
+the model folder is re-scanned that often and a newly pushed version replaces
+the loaded one (the Pusher's rename makes a version appear complete or not at all).
 
 Example::
 
@@ -17,8 +19,11 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
@@ -44,19 +49,22 @@ def _parse_model_path(path: str) -> tuple[str, int | None, str | None]:
     if ":" in path:
         path, verb = path.rsplit(":", 1)
     parts = path.strip("/").split("/")
+    if verb is None and len(parts) in (2, 4) and parts[-1] == "metadata":
+        verb, parts = "metadata", parts[:-1]
     version = None
     if len(parts) == 3 and parts[1] == "versions" and parts[2].isdigit():
         version = int(parts[2])
         parts = parts[:1]
-    if len(parts) == 2 and parts[1] == "metadata":
-        return parts[0], version, "metadata"
     if len(parts) != 1:
         return "", None, None
     return parts[0], version, verb
 
 
-def create_app(model_dir: str) -> Starlette:
-    """The ASGI application serving every model under ``model_dir``."""
+def create_app(model_dir: str, poll_seconds: float | None = None) -> Starlette:
+    """The ASGI application serving every model under ``model_dir``.
+
+    ``poll_seconds``: re-scan ``model_dir`` this often and load newly pushed versions (None: never).
+    """
     repo = ModelRepository(model_dir)
 
     def lookup(name: str, version: int | None) -> Any:
@@ -89,13 +97,13 @@ def create_app(model_dir: str) -> Starlette:
         model, err = lookup(name, version)
         if err:
             return err
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        body = await _read_body(request)
+        if body is None:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes")
         try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return _error(400, f"request body is not valid JSON: {exc}")
+            payload = json.loads(body, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError are ValueErrors
+            return _error(400, f"request body is not valid JSON: {str(exc)[:200]}")
         if not isinstance(payload, dict) or "instances" not in payload:
             return _error(400, "request body must be a JSON object with an 'instances' list")
         try:
@@ -112,9 +120,58 @@ def create_app(model_dir: str) -> Starlette:
         Route("/v1/models/{rest:path}", models_post, methods=["POST"]),
         Route("/healthz", health), Route("/v2/health/live", health), Route("/v2/health/ready", health),
     ]
-    app = Starlette(routes=routes, exception_handlers={Exception: _internal_error})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(_watch(repo, poll_seconds)) if poll_seconds else None
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    app = Starlette(routes=routes, exception_handlers={Exception: _internal_error}, lifespan=lifespan)
     app.state.repository = repo
     return app
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The request body, or None when it is over MAX_BODY_BYTES (refused before reading it all)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (send null for a missing value)")
+
+
+async def _watch(repo: ModelRepository, seconds: float) -> None:
+    """Reload ``repo`` every ``seconds``; a failed reload keeps the loaded versions serving."""
+    last_error = None
+    while True:
+        await asyncio.sleep(seconds)
+        before = {n: repo.get(n).version for n in repo.names()}
+        try:
+            await run_in_threadpool(repo.reload)
+            last_error = None
+        except Exception as exc:  # a half-copied or broken folder must not stop the server
+            if str(exc) != last_error:
+                log.warning("reloading %s failed, still serving the loaded versions: %s", repo.root, exc)
+            last_error = str(exc)
+            continue
+        for name in repo.names():
+            if before.get(name) != repo.get(name).version:
+                print(f"now serving {name} v{repo.get(name).version}", flush=True)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -122,11 +179,12 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return _error(500, f"internal error: {type(exc).__name__}")
 
 
-def run_server(model_dir: str, host: str = "127.0.0.1", port: int = 8500) -> None:
-    """Serve ``model_dir`` with uvicorn until interrupted."""
+def run_server(model_dir: str, host: str = "127.0.0.1", port: int = 8500,
+               poll_seconds: float | None = 2.0) -> None:
+    """Serve ``model_dir`` with uvicorn until interrupted, loading newly pushed versions every ``poll_seconds``."""
     import uvicorn
 
-    app = create_app(model_dir)
+    app = create_app(model_dir, poll_seconds=poll_seconds)
     names = ", ".join(f"{n} v{app.state.repository.get(n).version}" for n in app.state.repository.names())
     print(f"serving {names} on http://{host}:{port}  (POST /v1/models/<name>:predict)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
