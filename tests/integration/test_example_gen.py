@@ -95,3 +95,20 @@ def test_empty_file_missing_column_and_bad_key_are_clear(make_runner, workdir):
     assert "split key column 'user' is not in the input" in r.steps["ExampleGen"].error
     r = make_runner().run(Pipeline("n", [ExampleGen(input="nothing/*.csv")]))
     assert "no input files match 'nothing/*.csv'" in r.steps["ExampleGen"].error
+
+
+def test_failed_ingest_leaves_earlier_results_intact(make_runner, workdir):
+    write_csv("data/a.csv", "id,x,s", _rows(500))
+    runner = make_runner()
+    good = runner.run(Pipeline("keep", [ExampleGen(input="data/*.csv", key="id")]))
+    examples = good.output("ExampleGen", "examples")
+    before = sorted(_read(examples, "train")["id"].to_pylist())
+    write_csv("data/b.csv", "id,x,s", ["1,2"])  # new file with a malformed row
+    bad = runner.run(Pipeline("keep", [ExampleGen(input="data/*.csv", key="id")]))
+    assert bad.status == "failed" and "b.csv, line 2" in bad.steps["ExampleGen"].error
+    # The earlier artifact is untouched, complete, still recorded and still served from cache.
+    assert runner.artifacts.is_complete(examples.uri)
+    assert sorted(_read(examples, "train")["id"].to_pylist()) == before
+    assert runner.store.artifact(examples.id).state == "live"
+    os.remove("data/b.csv")
+    assert runner.run(Pipeline("keep", [ExampleGen(input="data/*.csv", key="id")])).steps["ExampleGen"].state == "cached"
