@@ -64,13 +64,16 @@ def run(pipeline_file: str, params: tuple[str, ...], engine: str, no_cache: bool
 
     The file defines `pipeline(...)` returning a Pipeline; its arguments are
     the parameters you can set with --param. Completed steps are reused from
-    the cache (also after a crash), so re-running is cheap.
+    the cache (also after a crash), so re-running is cheap. If the file also
+    defines `report(result, **params)`, it is called after a successful run.
     """
     from sluice.runner.pipeline_file import load_pipeline, parse_params
 
-    pipeline, typed, _ = load_pipeline(pipeline_file, parse_params(params))
+    pipeline, typed, module = load_pipeline(pipeline_file, parse_params(params))
     result = _run(pipeline, typed, engine=engine, cache=not no_cache, store=store, artifacts=artifacts,
                   retries=retries, parallel=parallel, memory_limit=memory_limit)
+    if result.status == "succeeded" and hasattr(module, "report"):
+        module.report(result, **typed)  # a pipeline file may summarize its results
     sys.exit(0 if result.status == "succeeded" else 1)
 
 

@@ -1,0 +1,1 @@
+"""Palmer Penguins example: a small, real tabular data set with missing values."""
