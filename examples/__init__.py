@@ -1,0 +1,1 @@
+"""Example data sets and pipelines for Sluice (run from the repository root)."""

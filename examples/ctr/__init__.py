@@ -1,0 +1,1 @@
+"""Click-through-rate example: synthetic Criteo-like data with a known ground truth."""
