@@ -122,25 +122,17 @@ def _art_label(a: Any) -> str:
 
 
 def _grow(tree: Tree, graph: Any, artifact_id: int, direction: str, seen: set[int]) -> None:
+    """Add the executions next to an artifact (its producer going up, its consumers going
+    down) and, under each, the artifacts on the far side; recursively."""
     if artifact_id in seen:
         return
     seen.add(artifact_id)
-    if direction == "up":
-        producers = [e.execution_id for e in graph.edges if e.artifact_id == artifact_id and e.kind == "output"]
-        for ex_id in producers[:1]:
-            ex = graph.executions[ex_id]
-            branch = tree.add(f"{ex.step} [dim](execution {ex.id}, run {ex.run_id})[/]")
-            for e in graph.edges:
-                if e.execution_id == ex_id and e.kind == "input" and e.artifact_id in graph.artifacts:
-                    node = branch.add(f"{e.key}: {_art_label(graph.artifacts[e.artifact_id])}")
-                    _grow(node, graph, e.artifact_id, direction, seen)
-    else:
-        consumers = sorted({e.execution_id for e in graph.edges
-                            if e.artifact_id == artifact_id and e.kind == "input"})
-        for ex_id in consumers:
-            ex = graph.executions[ex_id]
-            branch = tree.add(f"{ex.step} [dim](execution {ex.id}, run {ex.run_id}, {ex.status})[/]")
-            for e in graph.edges:
-                if e.execution_id == ex_id and e.kind == "output" and e.artifact_id in graph.artifacts:
-                    node = branch.add(f"{e.key}: {_art_label(graph.artifacts[e.artifact_id])}")
-                    _grow(node, graph, e.artifact_id, direction, seen)
+    near, far = ("output", "input") if direction == "up" else ("input", "output")
+    executions = sorted({e.execution_id for e in graph.edges if e.artifact_id == artifact_id and e.kind == near})
+    for ex_id in executions[:1] if direction == "up" else executions:
+        ex = graph.executions[ex_id]
+        branch = tree.add(f"{ex.step} [dim](execution {ex.id}, run {ex.run_id}, {ex.status})[/]")
+        for e in graph.edges:
+            if e.execution_id == ex_id and e.kind == far and e.artifact_id in graph.artifacts:
+                node = branch.add(f"{e.key}: {_art_label(graph.artifacts[e.artifact_id])}")
+                _grow(node, graph, e.artifact_id, direction, seen)

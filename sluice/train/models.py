@@ -183,7 +183,7 @@ class MLP(_Base):
         return self._logits(self.deep(torch.cat([dense, self.embeddings(sparse)], dim=1)))
 
 
-class WideAndDeep(_Base):
+class WideAndDeep(MLP):
     """Wide & Deep (Cheng et al., 2016): a linear model over categorical ids (memorization)
     plus an MLP over embeddings and numeric features (generalization), logits summed.
 
@@ -201,11 +201,8 @@ class WideAndDeep(_Base):
         dropout: float = 0.0,
         embedding_dim: int | Mapping[str, int] | None = None,
     ) -> None:
-        super().__init__(features, task, num_classes)
-        self.hparams = {"hidden": list(hidden), "dropout": dropout, "embedding_dim": _jsonable(embedding_dim)}
+        super().__init__(features, task, num_classes, hidden, dropout, embedding_dim)
         self.wide = _Wide([c for _, c in self.categorical], self.out_dim)
-        self.embeddings = _Embeddings(self.categorical, embedding_dim)
-        self.deep = _mlp(self.n_numeric + self.embeddings.width, hidden, self.out_dim, dropout)
 
     def forward(self, dense: torch.Tensor, sparse: torch.Tensor) -> torch.Tensor:
         deep = self.deep(torch.cat([dense, self.embeddings(sparse)], dim=1))

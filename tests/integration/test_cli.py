@@ -188,7 +188,7 @@ def test_show_run_show_artifact_and_lineage(workdir):
     assert fields["made by"] == f"step train (execution {model.producer_id}) of run {run.id}"
     assert open(os.path.join(fields["uri"], "model.txt")).read() == "7 a b c"
 
-    producer = re.compile(r"(\w+) \(execution (\d+), run (\w+)\)")
+    producer = re.compile(r"(\w+) \(execution (\d+), run (\w+), \w+\)")
     up = ok("lineage", str(model.id))  # both directions: nothing was made from the model
     up, down = up.split("(used by)")
     assert down.strip() == ""
