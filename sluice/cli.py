@@ -35,6 +35,7 @@ def cli() -> None:
 
     \b
     Typical session:
+      sluice demo --rows 100000                                 # the CTR example, end to end
       sluice run examples/ctr/pipeline.py --param rows=100000   # run a pipeline
       sluice runs                                               # what ran, how it ended
       sluice show RUN_ID                                        # steps, timings, artifacts
@@ -50,7 +51,8 @@ def cli() -> None:
 @click.argument("pipeline_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Pipeline parameter, repeatable (e.g. -p rows=1000000).")
-@click.option("--engine", default="local", show_default=True, help="Data-plane engine.")
+@click.option("--engine", default="local", show_default=True,
+              help="Data-plane engine: local (DuckDB + Arrow, in process).")
 @click.option("--no-cache", is_flag=True, help="Run every step even if a cached result exists.")
 @click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
 @click.option("--artifacts", envvar="SLUICE_ARTIFACTS", default=os.path.join(".sluice", "artifacts"),
