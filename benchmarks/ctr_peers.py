@@ -19,7 +19,7 @@ Parquet; both sides then go from those raw files to an evaluated model:
   and sklearn's roc_auc_score on the eval split.
 
 Each side runs in its own subprocess (imports excluded from the times) and reports its
-peak RSS (ru_maxrss), so memory is comparable. The machine is shared and noisy: with
+peak RSS (VmHWM), so memory is comparable. The machine is shared and noisy: with
 --repeat > 1 the table shows medians.
 
 What is NOT like for like (read the ratios with this in mind):
@@ -49,7 +49,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -67,7 +66,10 @@ BATCH, LR, EPOCHS, SEED = 8192, 4e-3, 2, 0
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # VmHWM is this process's own peak. ru_maxrss would also count the parent that forked it
+    # (Linux carries it over exec), and the parent holds the generated data.
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
 def run_sluice(data_dir: str) -> dict:
