@@ -168,3 +168,29 @@ def test_failure_skips_dependents_and_fails_the_run(make_runner):
     assert run.status == "failed" and "transient failure" in run.error
     # A failed step leaves no published output and no staging leftovers.
     assert not os.listdir(os.path.join(runner.artifacts.root, ".staging"))
+
+
+@pytest.mark.skipif(not os.environ.get("SLUICE_TEST_POSTGRES_URL"), reason="SLUICE_TEST_POSTGRES_URL not set")
+def test_the_runner_works_the_same_on_a_postgres_store(workdir):
+    import uuid
+
+    from sluice.artifacts import ArtifactStore
+    from sluice.metadata import MetadataStore
+    from sluice.runner import LocalRunner
+
+    store = MetadataStore.open(os.environ["SLUICE_TEST_POSTGRES_URL"])
+    runner = LocalRunner(store, ArtifactStore(str(workdir / "artifacts")), progress=False,
+                         log_dir=str(workdir / "logs"))
+    name = f"pg-{uuid.uuid4().hex[:8]}"  # the database outlives this test: keep its runs apart
+
+    def pipe(suffix: str) -> Pipeline:
+        s = source(text="hello")
+        return Pipeline(name, [s, upper(data=s.outputs.data, suffix=suffix), length(data=s.outputs.data)])
+
+    first = runner.run(pipe(""))
+    assert first.status == "succeeded" and open(first.output("upper", "out").file("out.txt")).read() == "HELLO"
+    again = runner.run(pipe("?"))
+    assert {n: s.state for n, s in again.steps.items()} == {
+        "source": "cached", "upper": "succeeded", "length": "cached"}
+    art = again.output("upper", "out")
+    assert {e.step for e in store.lineage(art.id, direction="up").executions.values()} == {"upper", "source"}
