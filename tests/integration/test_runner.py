@@ -181,14 +181,17 @@ def test_the_runner_works_the_same_on_a_postgres_store(workdir):
     store = MetadataStore.open(os.environ["SLUICE_TEST_POSTGRES_URL"])
     runner = LocalRunner(store, ArtifactStore(str(workdir / "artifacts")), progress=False,
                          log_dir=str(workdir / "logs"))
-    name = f"pg-{uuid.uuid4().hex[:8]}"  # the database outlives this test: keep its runs apart
+    # The database outlives this test and caching is content-addressed across pipelines:
+    # unique data keeps this run's steps apart from earlier runs'.
+    name = f"pg-{uuid.uuid4().hex[:8]}"
 
     def pipe(suffix: str) -> Pipeline:
-        s = source(text="hello")
+        s = source(text=f"hello {name}")
         return Pipeline(name, [s, upper(data=s.outputs.data, suffix=suffix), length(data=s.outputs.data)])
 
     first = runner.run(pipe(""))
-    assert first.status == "succeeded" and open(first.output("upper", "out").file("out.txt")).read() == "HELLO"
+    assert first.status == "succeeded"
+    assert open(first.output("upper", "out").file("out.txt")).read() == f"HELLO {name.upper()}"
     again = runner.run(pipe("?"))
     assert {n: s.state for n, s in again.steps.items()} == {
         "source": "cached", "upper": "succeeded", "length": "cached"}
