@@ -227,7 +227,7 @@ def test_optional_feature_may_be_null_or_absent(client, rows):
     response = predict(client, {"instances": [row, absent]})
     assert response.status_code == 200, response.text
     first, second = (p["probability"] for p in response.json()["predictions"])
-    assert first == pytest.approx(second, abs=1e-9)
+    assert first == pytest.approx(second, abs=1e-6)  # float32: rows of one batch may round differently
 
 
 # --------------------------------------------------------------------------- 400s that name the field
