@@ -67,7 +67,8 @@ class Trainer(Component):
         model = build_model(p["model"], features, p["task"], num_classes, seed=p["seed"], **p["hparams"])
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-            ctx.log.info("epoch %d: %s", epoch, "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            shown = "  ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+            ctx.report_progress(f"epoch {epoch + 1}/{p['epochs']}: {shown}")
             for key, value in metrics.items():
                 ctx.log_metric(key, value, epoch)
 

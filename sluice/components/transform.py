@@ -51,7 +51,7 @@ class Transform(Component):
         for split in splits(examples):
             counts[split] = graph.transform(engine, read_split(engine, examples, split),
                                             data_out.file(split)).rows
-            ctx.log.info("transformed %s: %s rows", split, f"{counts[split]:,}")
+            ctx.report_progress(f"transformed {split}: {counts[split]:,} rows")
         expected = ctx.inputs["examples"].properties.get("splits", {})
         for split, rows in counts.items():  # fail loudly when rows go missing, never silently
             if split in expected and expected[split] != rows:

@@ -41,6 +41,7 @@ class StepContext:
     engine_factory: Callable[[], Engine]
     store: MetadataStore | None = None
     metric_sink: Callable[[str, float, int], None] | None = None
+    status_sink: Callable[[str], None] | None = None
     _engine: Engine | None = field(default=None, repr=False)
 
     @property
@@ -49,6 +50,12 @@ class StepContext:
         if self._engine is None:
             self._engine = self.engine_factory()
         return self._engine
+
+    def report_progress(self, text: str) -> None:
+        """Show how far a long step has got (e.g. ``epoch 2/5 auc=0.79``) in the live display."""
+        self.log.info("%s", text)
+        if self.status_sink is not None:
+            self.status_sink(text)
 
     def log_metric(self, name: str, value: float, step: int = 0) -> None:
         """Record one point of a metric series (e.g. ``train_loss`` at epoch 3)."""

@@ -187,7 +187,7 @@ class LocalRunner:
             while True:
                 attempt += 1
                 try:
-                    outputs = self._execute_once(pipeline, run_id, comp, inputs, exec_id, log)
+                    outputs = self._execute_once(pipeline, run_id, comp, inputs, exec_id, log, progress)
                 except Exception as exc:  # noqa: BLE001 - a step may fail in any way; we record it
                     log.error("attempt %d failed:\n%s", attempt, traceback.format_exc())
                     retriable = not isinstance(exc, SluiceError)
@@ -205,8 +205,8 @@ class LocalRunner:
                 progress.update(comp.name, "succeeded", _summary(outputs))
                 return StepResult(comp.name, "succeeded", outputs, log_path=log_path, seconds=time.time() - started)
 
-    def _execute_once(self, pipeline: Pipeline, run_id: str, comp: Component,
-                      inputs: dict[str, Artifact | None], exec_id: int, log: Any) -> dict[str, Artifact]:
+    def _execute_once(self, pipeline: Pipeline, run_id: str, comp: Component, inputs: dict[str, Artifact | None],
+                      exec_id: int, log: Any, progress: Progress) -> dict[str, Artifact]:
         staged = {key: cls(self.artifacts.staging_dir()) for key, cls in type(comp).OUTPUTS.items()}
         local_inputs = {k: (type(a)(self.artifacts.localize(a.uri), a.properties, id=a.id,
                                     fingerprint=a.fingerprint) if a is not None else None)
@@ -214,7 +214,8 @@ class LocalRunner:
         ctx = StepContext(pipeline=pipeline.name, run_id=run_id, step=comp.name, inputs=local_inputs,
                           outputs=staged, params=dict(comp.params), log=log,
                           engine_factory=self._shared_engine, store=self.store,
-                          metric_sink=_metric_sink(self.store, run_id, exec_id))
+                          metric_sink=_metric_sink(self.store, run_id, exec_id),
+                          status_sink=lambda text: progress.update(comp.name, "running", text))
         try:
             comp.execute(ctx)
             published: dict[str, Artifact] = {}
