@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 
-from sluice.dsl.artifacts import Blessing, Model, PushedModel, Schema, TransformGraph
+from sluice.dsl.artifacts import Artifact, Blessing, Model, PushedModel, Schema, TransformGraph
 from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
 from sluice.registry.push import write_version
-from sluice.registry.servable import Signature
+from sluice.registry.servable import SIGNATURE, Signature
 
 
 class Pusher(Component):
@@ -33,6 +34,12 @@ class Pusher(Component):
                                             "schema": schema},
                          params={"destination": destination, "model_name": model_name},
                          cache=True)
+
+    def outputs_still_valid(self, outputs: Mapping[str, Artifact]) -> bool:
+        # A cached push is only a push while the version folder is there: if someone removed
+        # it, run again (the model is then released as a new version).
+        props = outputs["pushed_model"].properties
+        return not props.get("pushed") or os.path.isfile(os.path.join(props["path"], SIGNATURE))
 
     def execute(self, ctx: StepContext) -> None:
         out = ctx.outputs["pushed_model"]

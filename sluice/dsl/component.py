@@ -128,6 +128,11 @@ class Component:
         """Fingerprint of data read from outside the artifact store (files, tables), if any."""
         return None
 
+    def outputs_still_valid(self, outputs: Mapping[str, Artifact]) -> bool:
+        """Whether cached outputs may be reused; a step with effects outside the artifact
+        store (a pushed servable) checks here that the effect is still there."""
+        return True
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
 

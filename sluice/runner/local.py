@@ -173,10 +173,12 @@ class LocalRunner:
         hit = self.store.find_cached(fingerprint)
         if hit is None or set(hit.outputs) != set(type(comp).OUTPUTS):
             return None
-        # Honest caching: the recorded outputs must still be on disk, whole.
+        # Honest caching: the recorded outputs must still be on disk, whole (and so must any
+        # effect the step had outside the artifact store).
         if not all(self.artifacts.is_complete(a.uri) for a in hit.outputs.values()):
             return None
-        return hit.execution.id, {k: _artifact_from_record(a) for k, a in hit.outputs.items()}
+        outputs = {k: _artifact_from_record(a) for k, a in hit.outputs.items()}
+        return (hit.execution.id, outputs) if comp.outputs_still_valid(outputs) else None
 
     def _execute_with_retries(self, pipeline: Pipeline, run_id: str, comp: Component,
                               inputs: dict[str, Artifact | None], exec_id: int, log_path: str,

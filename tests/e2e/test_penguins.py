@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -52,3 +53,12 @@ def test_penguins_pipeline_trains_blesses_pushes_and_serves(make_runner) -> None
     again = make_runner().run(load_pipeline(PIPELINE)[0], params)
     assert again.status == "succeeded"
     assert {name: step.state for name, step in again.steps.items()} == dict.fromkeys(STEPS, "cached")
+
+    # A cached push is honest: with the version folder gone, the run pushes again, as v2.
+    shutil.rmtree(pushed["path"])
+    third = make_runner().run(load_pipeline(PIPELINE)[0], params)
+    assert third.steps["Pusher"].state == "succeeded"
+    assert {n: s.state for n, s in third.steps.items() if n != "Pusher"} == \
+        dict.fromkeys([s for s in STEPS if s != "Pusher"], "cached")
+    repushed = third.output("Pusher", "pushed_model").properties
+    assert repushed["version"] == 2 and os.path.isfile(os.path.join(repushed["path"], "signature.json"))
