@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 
 from sluice.dsl.artifacts import Artifact, Blessing, Model, PushedModel, Schema, TransformGraph
 from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
-from sluice.registry.push import write_version
+from sluice.registry.push import commit_version, stage_version
 from sluice.registry.servable import SIGNATURE, Signature
 
 
@@ -55,9 +56,14 @@ class Pusher(Component):
         schema = ctx.inputs.get("schema")
         required = _required_columns(schema) if schema is not None else set()
         signature = Signature.build(name, model.path, transform.path, required)
-        version = ctx.store.register_model_version(name, os.path.join(destination, name), None, model.id,
-                                                   ctx.run_id)
-        path = write_version(destination, name, version, model.path, transform.path, signature)
+        # Copy first, register, then rename: a failed copy registers nothing.
+        staged = stage_version(destination, name, model.path, transform.path, signature)
+        try:
+            version = ctx.store.register_model_version(name, os.path.join(destination, name), None, model.id,
+                                                       ctx.run_id)
+            path = commit_version(staged, version)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
         ctx.log.info("pushed %s version %d to %s", name, version, path)
         with open(out.file("pushed.json"), "w") as f:
             json.dump({"model_name": name, "version": version, "path": path}, f)
