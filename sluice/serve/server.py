@@ -68,6 +68,9 @@ def create_app(model_dir: str, poll_seconds: float | None = None) -> Starlette:
     repo = ModelRepository(model_dir)
 
     def lookup(name: str, version: int | None) -> Any:
+        if not name:  # the path did not parse
+            return None, _error(404, "unknown path; expected /v1/models/<name>[/versions/<n>]"
+                                     "[:predict | /metadata]")
         model = repo.get(name)
         if model is None:
             return None, _error(404, f"model {name!r} not found; serving: {', '.join(repo.names())}")
