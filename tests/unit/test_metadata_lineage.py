@@ -10,15 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from sluice.metadata.testing import backend_id, backend_urls, fresh_store
-
-
-@pytest.fixture(params=backend_urls(), ids=backend_id)
-def store(request, tmp_path):
-    s = fresh_store(request.param, tmp_path)
-    yield s
-    s.close()
-
 
 def _exec(store, run, step, inputs, outputs, cached=None):
     """Run one step: record ``inputs`` {key: id}; add new ``outputs`` (types) or reuse ``cached`` ones."""

@@ -14,14 +14,6 @@ import pytest
 import sqlalchemy as sa
 
 from sluice.metadata import MetadataStore
-from sluice.metadata.testing import backend_id, backend_urls, fresh_store
-
-
-@pytest.fixture(params=backend_urls(), ids=backend_id)
-def store(request, tmp_path):
-    s = fresh_store(request.param, tmp_path)
-    yield s
-    s.close()
 
 
 def _step(store, run, step, fp, outputs=(), inputs=None, status="succeeded"):
