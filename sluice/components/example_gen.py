@@ -1,8 +1,9 @@
 """ExampleGen: raw files in, Parquet shards per split out.
 
-Splits are deterministic: each row's split is chosen from an md5 hash of its
-key column (or of the whole row) and a seed, so the same data always lands
-in the same split, on any engine and however the files are cut.
+Splits are deterministic: each row's split is chosen from a stable hash of its
+key column (or of the whole row) and a seed (:mod:`sluice.io.splits`), computed
+by one Arrow batch function on every engine, so the same data always lands in
+the same split, on any engine and however the files are cut.
 """
 
 from __future__ import annotations
@@ -18,31 +19,9 @@ from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
 from sluice.errors import DataError
 from sluice.io.files import FileSource
+from sluice.io.splits import SPLIT_COLUMN, SplitAssigner
 
-BUCKETS = 10_000
 DEFAULT_SPLITS = {"train": 0.8, "eval": 0.2}
-
-
-def split_sql(splits: Mapping[str, float], key_sql: str, seed: int) -> str:
-    """A SQL expression giving each row its split name from a hash of ``key_sql``.
-
-    Example::
-
-        split_sql({"train": 0.8, "eval": 0.2}, 'CAST("user_id" AS VARCHAR)', 0)
-    """
-    total = float(sum(splits.values()))
-    if total <= 0 or any(r <= 0 for r in splits.values()):
-        raise ValueError(f"split ratios must be positive, got {dict(splits)}")
-    bucket = (f"(('0x' || substr(md5('{int(seed)}|' || coalesce({key_sql}, '')), 1, 8))::BIGINT "
-              f"% {BUCKETS})")
-    names = list(splits)
-    if len(names) == 1:
-        return f"'{names[0]}'"
-    cases, upper = [], 0.0
-    for name in names[:-1]:
-        upper += splits[name] / total
-        cases.append(f"WHEN {bucket} < {round(upper * BUCKETS)} THEN '{name}'")
-    return f"CASE {' '.join(cases)} ELSE '{names[-1]}' END"
 
 
 class ExampleGen(Component):
@@ -60,7 +39,7 @@ class ExampleGen(Component):
 
     INPUTS = {"data": InputSpec(RawData, optional=True)}
     OUTPUTS = {"examples": Examples}
-    VERSION = "1"
+    VERSION = "2"  # 2: splits from a stable Arrow hash (same on every engine)
 
     def __init__(self, input: str | Sequence[str] | Channel, *, splits: Mapping[str, float] | None = None,
                  key: str | None = None, seed: int = 0, format: str | None = None,
@@ -96,11 +75,8 @@ class ExampleGen(Component):
                                 ctx.log)
         else:
             ds = engine.read_files(list(source.files), source.format)
-        key_sql = (f'CAST("{p["key"]}" AS VARCHAR)' if p["key"] else
-                   "concat_ws('|', " + ", ".join(f'CAST("{c}" AS VARCHAR)' for c in columns) + ")")
-        labelled = engine.select(ds, f"SELECT *, {split_sql(p['splits'], key_sql, p['seed'])} AS __split "
-                                     f"FROM data")
-        written = engine.write_partitioned(labelled, out.path, "__split")
+        assign = SplitAssigner(p["splits"], p["key"], p["seed"])
+        written = engine.write_partitioned(ds, out.path, SPLIT_COLUMN, fn=assign)
         counts = {name: written[name].rows if name in written else 0 for name in p["splits"]}
         total = sum(counts.values())
         if total == 0:

@@ -58,6 +58,25 @@ class CsvReport:
     rejects: pa.Table
 
 
+class ArrowSource(ABC):
+    """Data read as Arrow batches, one independent partition at a time.
+
+    Implementations must be picklable: on Spark, ``read`` runs on executors.
+    """
+
+    @abstractmethod
+    def schema(self) -> pa.Schema:
+        """The Arrow schema every partition yields."""
+
+    @abstractmethod
+    def partitions(self) -> list[Any]:
+        """Picklable descriptions of the partitions (key ranges, file names ...)."""
+
+    @abstractmethod
+    def read(self, partition: Any) -> Iterator[pa.RecordBatch]:
+        """Stream one partition's rows as record batches conforming to :meth:`schema`."""
+
+
 class Engine(ABC):
     """Runs scans, SQL aggregates, Arrow batch maps and Parquet writes."""
 
@@ -65,8 +84,21 @@ class Engine(ABC):
     dialect: str = "duckdb"
 
     @abstractmethod
-    def read_files(self, paths: Sequence[str], fmt: str, **options: Any) -> Dataset:
-        """Read CSV (``csv``), Parquet (``parquet``) or JSON-lines (``json``) files lazily."""
+    def read_files(self, paths: Sequence[str], fmt: str, *, hive_partitioning: bool = False,
+                   **options: Any) -> Dataset:
+        """Read CSV (``csv``), Parquet (``parquet``), JSON-lines (``json``) or ORC (``orc``) files lazily.
+
+        With ``hive_partitioning`` the ``key=value`` folders above each file
+        (``dt=2026-01-01/part-0.parquet``) become columns.
+        """
+
+    @abstractmethod
+    def read_arrow(self, source: ArrowSource) -> Dataset:
+        """Read a source that yields Arrow record batches per partition (databases, lakes, object stores).
+
+        The engine reads the partitions in parallel: threads on the local
+        engine, Spark tasks (``mapInArrow``) on Spark.
+        """
 
     @abstractmethod
     def read_csv_checked(self, paths: Sequence[str], **options: Any) -> tuple[Dataset, CsvReport]:
@@ -105,8 +137,12 @@ class Engine(ABC):
         """Write the dataset as Parquet shards ``part-NNNNN.parquet`` under ``out_dir``."""
 
     @abstractmethod
-    def write_partitioned(self, ds: Dataset, out_dir: str, by: str) -> dict[str, WriteResult]:
-        """Write Parquet shards into ``out_dir/<value of column by>/``, without that column."""
+    def write_partitioned(self, ds: Dataset, out_dir: str, by: str, *, fn: BatchFn | None = None
+                          ) -> dict[str, WriteResult]:
+        """Write Parquet shards into ``out_dir/<value of column by>/``, without that column.
+
+        ``fn``, when given, maps each batch first (it may add the column ``by``).
+        """
 
     @abstractmethod
     def map_batches(

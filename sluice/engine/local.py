@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from sluice.engine.base import BatchFn, CsvReport, Dataset, Engine, WriteResult
+from sluice.engine.base import ArrowSource, BatchFn, CsvReport, Dataset, Engine, WriteResult
 
 _READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
 
@@ -76,13 +76,19 @@ class LocalEngine(Engine):
         cur = self._cursor()
         return cur, cur.sql(f"WITH data AS (SELECT * FROM {ds.plan}) {sql}")
 
-    def read_files(self, paths: Sequence[str], fmt: str, **options: Any) -> Dataset:
+    def read_files(self, paths: Sequence[str], fmt: str, *, hive_partitioning: bool = False,
+                   **options: Any) -> Dataset:
         if fmt not in _READERS:
             raise ValueError(f"unsupported file format {fmt!r}; expected one of {sorted(_READERS)}")
         if not paths:
             raise ValueError("no input files given")
+        if hive_partitioning:
+            options["hive_partitioning"] = True
         args = [sql_literal(list(paths))] + [f"{k} = {sql_literal(v)}" for k, v in options.items()]
         return Dataset(self.name, f"{_READERS[fmt]}({', '.join(args)})", f"{fmt}: {len(paths)} file(s)")
+
+    def read_arrow(self, source: ArrowSource) -> Dataset:
+        raise NotImplementedError("read_arrow lands with the database and lake sources")
 
     def read_csv_checked(self, paths: Sequence[str], **options: Any) -> tuple[Dataset, CsvReport]:
         checking = self.read_files(paths, "csv", store_rejects=True, **options)
@@ -101,12 +107,15 @@ class LocalEngine(Engine):
         ds = self.read_files(paths, "csv", ignore_errors=True, types=types, **options)
         return ds, CsvReport(rows, rejects)
 
-    def write_partitioned(self, ds: Dataset, out_dir: str, by: str) -> dict[str, WriteResult]:
+    def write_partitioned(self, ds: Dataset, out_dir: str, by: str, *, fn: BatchFn | None = None
+                          ) -> dict[str, WriteResult]:
         # Streamed through Python one batch at a time rather than DuckDB's partitioned COPY:
         # memory stays at a batch per partition, and row order (so the bytes) is deterministic.
         writers: dict[str, ShardWriter] = {}
         try:
             for batch in self.iter_batches(ds):
+                if fn is not None:
+                    batch = fn(batch)
                 keys = batch.column(by)
                 rest = batch.drop_columns([by])
                 for value in pc.unique(keys).to_pylist():
@@ -161,15 +170,14 @@ class LocalEngine(Engine):
             writer.close()
         return writer.result
 
-
-def _describe(cur: duckdb.DuckDBPyConnection, ds: Dataset) -> dict[str, str]:
-    return {name: typ for name, typ, *_ in cur.sql(f"DESCRIBE SELECT * FROM {ds.plan}").fetchall()}
-
-
     def close(self) -> None:
         self._con.close()
         if self._own_temp:
             shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def _describe(cur: duckdb.DuckDBPyConnection, ds: Dataset) -> dict[str, str]:
+    return {name: typ for name, typ, *_ in cur.sql(f"DESCRIBE SELECT * FROM {ds.plan}").fetchall()}
 
 
 class ShardWriter:
