@@ -1,7 +1,7 @@
 """ExampleGen: raw files in, Parquet shards per split out.
 
 Splits are deterministic: each row's split is chosen from a stable hash of its
-key column (or of the whole row) and a seed (:mod:`sluice.io.splits`), computed
+key column (or of the whole row) and a seed (:mod:`sluice.io.split_assignment`), computed
 by one Arrow batch function on every engine, so the same data always lands in
 the same split, on any engine and however the files are cut.
 """
@@ -19,7 +19,7 @@ from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
 from sluice.errors import DataError
 from sluice.io.files import FileSource
-from sluice.io.splits import SPLIT_COLUMN, SplitAssigner
+from sluice.io.split_assignment import SPLIT_COLUMN, SplitAssigner
 
 DEFAULT_SPLITS = {"train": 0.8, "eval": 0.2}
 
