@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from sluice.dsl.artifacts import Schema, Statistics
 from sluice.dsl.component import Channel, Component, InputSpec
@@ -20,16 +21,27 @@ class SchemaGen(Component):
         schema = SchemaGen(statistics=stats.outputs.statistics)
 
     The output ``schema.yaml`` is meant to be reviewed and edited; bring the
-    curated file back with :class:`ImportSchemaGen`.
+    curated file back with :class:`ImportSchemaGen`. ``drift_threshold`` /
+    ``skew_threshold`` set a default threshold on every comparable feature
+    (unset by default: no drift or skew check), to tune per feature in the file::
+
+        SchemaGen(statistics=stats.outputs.statistics, drift_threshold=0.1, skew_threshold=0.1)
     """
 
     INPUTS = {"statistics": InputSpec(Statistics)}
     OUTPUTS = {"schema": Schema}
 
     def __init__(self, statistics: Channel, *, split: str = "train", max_domain_size: int = 100,
+                 drift_threshold: float | None = None, skew_threshold: float | None = None,
                  name: str | None = None, cache: bool = True) -> None:
-        super().__init__(name=name, inputs={"statistics": statistics},
-                         params={"split": split, "max_domain_size": max_domain_size}, cache=cache)
+        for key, value in (("drift_threshold", drift_threshold), ("skew_threshold", skew_threshold)):
+            if value is not None and not 0.0 <= value <= 1.0:  # fail when the pipeline is built, not mid-run
+                raise ValueError(f"SchemaGen: {key} must be in [0, 1] (a distance), got {value!r}")
+        params: dict[str, Any] = {"split": split, "max_domain_size": max_domain_size}
+        # Only when set, so existing pipelines keep their parameters (and cache keys).
+        params.update({k: v for k, v in (("drift_threshold", drift_threshold), ("skew_threshold", skew_threshold))
+                       if v is not None})
+        super().__init__(name=name, inputs={"statistics": statistics}, params=params, cache=cache)
 
     def execute(self, ctx: StepContext) -> None:
         from sluice import stats
@@ -38,7 +50,9 @@ class SchemaGen(Component):
         split = ctx.params["split"]
         if split not in by_split:
             raise SluiceError(f"SchemaGen: no statistics for split {split!r}; available: {', '.join(by_split)}")
-        schema = stats.infer_schema(by_split[split], max_domain_size=ctx.params["max_domain_size"])
+        schema = stats.infer_schema(by_split[split], max_domain_size=ctx.params["max_domain_size"],
+                                    drift_threshold=ctx.params.get("drift_threshold"),
+                                    skew_threshold=ctx.params.get("skew_threshold"))
         schema.save(ctx.outputs["schema"].file(SCHEMA_FILE))
         ctx.outputs["schema"].properties["summary"] = f"{len(list(schema))} features from {split}"
 

@@ -16,11 +16,14 @@ class StatisticsGen(Component):
         stats = StatisticsGen(examples=gen.outputs.examples)
         SchemaGen(statistics=stats.outputs.statistics)
 
-    Output: ``<split>/statistics.json`` per split.
+    Output: ``<split>/statistics.json`` per split. The Examples' ``span``
+    property (incremental data) is copied onto the statistics, so the
+    ExampleValidator can find the previous span's statistics for drift.
     """
 
     INPUTS = {"examples": InputSpec(Examples)}
     OUTPUTS = {"statistics": Statistics}
+    VERSION = "2"  # 2: records the span
 
     def __init__(self, examples: Channel, *, histogram_buckets: int = 10, top_k: int = 10,
                  name: str | None = None, cache: bool = True) -> None:
@@ -37,7 +40,12 @@ class StatisticsGen(Component):
         stats.save_splits(computed, ctx.outputs["statistics"].path)
         for split, st in computed.items():
             ctx.log.info("split %s: %s rows, %d features", split, f"{st.num_rows:,}", len(st.features))
-        ctx.outputs["statistics"].properties.update({
+        props = ctx.outputs["statistics"].properties
+        props.update({
             "splits": {s: st.num_rows for s, st in computed.items()},
             "summary": ", ".join(f"{s}: {len(st.features)} features" for s, st in computed.items()),
         })
+        span = examples.properties.get("span")
+        if span is not None:  # ExampleGen's contract: a string when present
+            props["span"] = str(span)
+            props["summary"] = f"span {span}: {props['summary']}"

@@ -11,7 +11,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -115,3 +117,61 @@ def latest_artifact(
         if where is None or where(dict(row.properties or {})):
             return Artifact.from_row(row)
     return None
+
+
+def span_order(values: Iterable[str]) -> Callable[[str], Any]:
+    """A sort key for span values: as numbers if all parse as numbers, else as dates, else as text.
+
+    The same rule as ExampleGen's spans (``sluice.io.spans.span_sort_key``), so "9" < "10" and
+    "2024-1-9" < "2024-01-10"; kept here because the metadata store must not import the data plane.
+    """
+    values = list(values)
+    for parse in (_int, float, _date):
+        try:
+            for v in values:
+                parse(v)
+        except ValueError:
+            continue
+        return parse
+    return str
+
+
+def _int(value: str) -> int:
+    if not re.fullmatch(r"[+-]?\d+", value):
+        raise ValueError(value)
+    return int(value)
+
+
+def _date(value: str) -> datetime:
+    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H", "%Y-%m", "%Y/%m/%d"):
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    raise ValueError(value)
+
+
+def previous_span_artifact(conn: sa.Connection, type: str, pipeline: str, step: str, span: str) -> Artifact | None:
+    """The live artifact of ``type`` output by ``step`` in a run of ``pipeline`` (run or reused from
+    cache) whose ``span`` property is the greatest below ``span``; the latest one among equal spans."""
+    q = (
+        sa.select(*artifacts.c)
+        .join_from(events, artifacts, events.c.artifact_id == artifacts.c.id)
+        .join(executions, events.c.execution_id == executions.c.id)
+        .join(runs, executions.c.run_id == runs.c.id)
+        .join(pipelines, runs.c.pipeline_id == pipelines.c.id)
+        .where(artifacts.c.type == type, artifacts.c.state == "live", events.c.kind == "output",
+               pipelines.c.name == pipeline, executions.c.step == step,
+               executions.c.status.in_(("succeeded", "cached")))
+        .order_by(events.c.id.desc())
+    )
+    # Properties are JSON (text in SQLite, json in PostgreSQL): spans are compared in Python, so no
+    # dialect-specific JSON operator is needed. A step has one output per distinct input: few rows.
+    latest: dict[str, Artifact] = {}  # span -> its latest artifact (rows come newest first)
+    for row in conn.execute(q):
+        value = (row.properties or {}).get("span")
+        if value is not None:
+            latest.setdefault(str(value), Artifact.from_row(row))
+    key = span_order([span, *latest])
+    earlier = [s for s in latest if key(s) < key(span)]
+    return latest[max(earlier, key=key)] if earlier else None

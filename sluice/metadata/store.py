@@ -259,6 +259,21 @@ class MetadataStore(StoreBase):
         """
         return self._read(lambda c: _q.latest_artifact(c, type, pipeline, name, where))
 
+    def previous_span_artifact(self, type: str, pipeline: str, step: str, span: str) -> Artifact | None:
+        """The artifact of the span before ``span``: of ``type``, made by ``step`` in ``pipeline``.
+
+        Among live artifacts output by that step (run, or reused from cache) in runs of the
+        pipeline, the one whose ``span`` property is the greatest below ``span`` (spans compare
+        as numbers if all are numbers, else as dates, else as text, like ExampleGen's); the
+        latest among equal spans. None when there is none.
+
+        Example::
+
+            prev = store.previous_span_artifact("Statistics", "ctr", "StatisticsGen", "20240102")
+            prev.properties["span"] if prev else None   # '20240101'
+        """
+        return self._read(lambda c: _q.previous_span_artifact(c, type, pipeline, step, span))
+
     def lineage(self, artifact_id: int, direction: str = "up", depth: int | None = None) -> LineageGraph:
         """Lineage of an artifact, ``up`` (what made it), ``down`` (what it made) or ``both``.
 

@@ -6,7 +6,15 @@ JSON layout (``anomalies.json``)::
      "anomalies": [
        {"kind": "missing_values", "severity": "error", "feature": "age", "split": "eval",
         "expected": "no missing values (required)", "seen": "3 of 100 rows missing (3.00%)",
-        "description": "..."}]}
+        "description": "..."},
+       {"kind": "drift", "severity": "error", "feature": "city", "split": "train",
+        "expected": "L-infinity distance <= 0.1 (drift_threshold)", "seen": "...", "description": "...",
+        "metric": "L-infinity distance", "distance": 0.3, "threshold": 0.1,
+        "reference": "span 1 [train]", "compared": "span 2 [train]",
+        "moved_value": "Paris", "reference_share": 0.5, "compared_share": 0.8}]}
+
+The fields from ``metric`` on are present only for distribution comparisons
+(``drift``, ``skew``, ``type_change``, ``comparison_skipped``).
 """
 
 from __future__ import annotations
@@ -33,7 +41,18 @@ KINDS: dict[str, Severity] = {
     "unexpected_feature": "warning",
     "out_of_range": "warning",      # error when the schema feature is strict
     "unknown_values": "warning",    # error when the schema feature is strict
+    # Distribution comparisons (only for features with a drift/skew threshold in the schema).
+    # A threshold is the user's explicit limit, so exceeding it is an error whatever `strict` says
+    # (as in TFDV); allow_anomalies=True or a higher threshold lets an expected change through.
+    "drift": "error",               # previous span -> this span, beyond drift_threshold
+    "skew": "error",                # training -> serving data, beyond skew_threshold
+    "type_change": "error",         # warning for int <-> float, which stay comparable
+    "comparison_skipped": "warning",  # the feature or data is absent on one side: not measured
 }
+
+# Fields only distribution comparisons fill; left out of the JSON when unset.
+_COMPARISON_FIELDS = ("metric", "distance", "threshold", "reference", "compared", "moved_value",
+                      "reference_share", "compared_share")
 
 
 @dataclass
@@ -47,6 +66,21 @@ class Anomaly:
     expected: str
     seen: str
     description: str = ""
+    metric: str | None = None             # "L-infinity distance" | "Jensen-Shannon divergence"
+    distance: float | None = None         # the distance measured
+    threshold: float | None = None        # the schema's drift/skew threshold
+    reference: str | None = None          # what was compared against: "span 1 [train]", "training data [train]"
+    compared: str | None = None           # the data checked: "span 2 [train]", "serving data [serving]"
+    moved_value: str | None = None        # string features: the value whose share moved most ...
+    reference_share: float | None = None  # ... its share in the reference data
+    compared_share: float | None = None   # ... and in the compared data
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in _COMPARISON_FIELDS:
+            if d[key] is None:
+                del d[key]
+        return d
 
     def line(self) -> str:
         """One readable line, e.g. ``ERROR [eval] age: missing_values: expected ..., saw ...``."""
@@ -104,7 +138,7 @@ class Anomalies:
         return self.summary()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "anomalies": [asdict(a) for a in self.anomalies]}
+        return {"format": FORMAT, "anomalies": [a.to_dict() for a in self.anomalies]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Anomalies:
@@ -122,5 +156,18 @@ class Anomalies:
 
     def _repr_html_(self) -> str:
         rows = [[a.severity, a.split or "", a.feature or "", a.kind, a.expected, a.seen] for a in self]
-        return html_table(["severity", "split", "feature", "kind", "expected", "seen"], rows,
+        html = html_table(["severity", "split", "feature", "kind", "expected", "seen"], rows,
                           caption=self.summary().splitlines()[0])
+        moved = [a for a in self if a.distance is not None]
+        if moved:  # drift and skew read best as numbers side by side
+            html += html_table(
+                ["severity", "kind", "feature", "metric", "distance", "threshold", "reference", "compared",
+                 "value moved most", "share before", "share after"],
+                [[a.severity, a.kind, a.feature, a.metric, a.distance, a.threshold, a.reference, a.compared,
+                  a.moved_value, _pct(a.reference_share), _pct(a.compared_share)] for a in moved],
+                caption="distribution changes (drift: previous span -> this one; skew: training -> serving)")
+        return html
+
+
+def _pct(share: float | None) -> str | None:
+    return None if share is None else f"{share:.2%}"

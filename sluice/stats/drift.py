@@ -16,8 +16,51 @@ from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import dataclass
 
 from sluice.stats.statistics import DatasetStatistics, FeatureStatistics, Histogram
+
+LINF = "L-infinity distance"
+JS = "Jensen-Shannon divergence"
+
+
+@dataclass(frozen=True)
+class Distance:
+    """How far one feature moved between two statistics, and by which measure.
+
+    For string features ``value`` is the value whose share moved most, with
+    its share in each dataset (``share_a``, ``share_b``); None for numbers.
+
+    Example::
+
+        d = feature_distance(train["city"], serving["city"])
+        d.metric, d.value, d.moved_value   # ('L-infinity distance', 0.3, 'Paris')
+    """
+
+    metric: str
+    value: float
+    moved_value: str | None = None
+    share_a: float | None = None
+    share_b: float | None = None
+
+
+def feature_distance(a: FeatureStatistics, b: FeatureStatistics) -> Distance:
+    """Distance between two statistics of one feature: L-inf for strings, JS divergence for numbers.
+
+    Raises ValueError when the two sides cannot be compared (a string and a number).
+
+    Example::
+
+        feature_distance(span1["age"], span2["age"]).value   # 0.0 .. 1.0
+    """
+    if a.string is not None and b.string is not None:
+        return _linf_detail(a, b)
+    if a.numeric is not None and b.numeric is not None:
+        if a.numeric.histogram is None or b.numeric.histogram is None:
+            # No histogram means no finite value on that side: identical if both are empty.
+            return Distance(JS, 0.0 if a.numeric.histogram is b.numeric.histogram else 1.0)
+        return Distance(JS, js_divergence(a.numeric.histogram, b.numeric.histogram))
+    raise ValueError(f"feature {a.name!r}: cannot compare a {a.type} column with a {b.type} column")
 
 
 def drift_distance(stats_a: DatasetStatistics, stats_b: DatasetStatistics, feature: str) -> float:
@@ -28,27 +71,33 @@ def drift_distance(stats_a: DatasetStatistics, stats_b: DatasetStatistics, featu
         drift_distance(train_stats, serving_stats, "country")   # 0.12: a share moved by 12 points
         drift_distance(train_stats, serving_stats, "age")       # 0.0 .. 1.0
     """
-    a, b = stats_a[feature], stats_b[feature]
-    if a.string is not None and b.string is not None:
-        return linf_distance(a, b)
-    if a.numeric is not None and b.numeric is not None:
-        if a.numeric.histogram is None or b.numeric.histogram is None:
-            return 0.0 if a.numeric.histogram is b.numeric.histogram else 1.0  # one side has no values
-        return js_divergence(a.numeric.histogram, b.numeric.histogram)
-    raise ValueError(f"feature {feature!r}: cannot compare a {a.type} column with a {b.type} column")
+    return feature_distance(stats_a[feature], stats_b[feature]).value
 
 
 def linf_distance(a: FeatureStatistics, b: FeatureStatistics) -> float:
     """Largest absolute difference between the two value shares of any value."""
-    assert a.string is not None and b.string is not None
-    shares = []
-    for f in (a, b):
-        s = f.string
-        assert s is not None
-        known = s.value_counts if s.value_counts is not None else s.top_values
-        shares.append({v.value: v.count / f.count for v in known} if f.count else {})
-    values = set(shares[0]) | set(shares[1])
-    return max((abs(shares[0].get(v, 0.0) - shares[1].get(v, 0.0)) for v in values), default=0.0)
+    return _linf_detail(a, b).value
+
+
+def _shares(f: FeatureStatistics) -> dict[str, float]:
+    s = f.string
+    assert s is not None
+    known = s.value_counts if s.value_counts is not None else s.top_values
+    return {v.value: v.count / f.count for v in known} if f.count else {}
+
+
+def _linf_detail(a: FeatureStatistics, b: FeatureStatistics) -> Distance:
+    sa, sb = _shares(a), _shares(b)
+    # Sorted values: among equal moves the smallest value is named, so reports are repeatable.
+    best: tuple[float, str | None] = (0.0, None)
+    for v in sorted(set(sa) | set(sb)):
+        moved = abs(sa.get(v, 0.0) - sb.get(v, 0.0))
+        if moved > best[0]:
+            best = (moved, v)
+    moved, value = best
+    if value is None:
+        return Distance(LINF, 0.0)
+    return Distance(LINF, moved, value, sa.get(value, 0.0), sb.get(value, 0.0))
 
 
 def _rebin(h: Histogram, edges: list[float]) -> dict[tuple[str, float], float]:

@@ -21,6 +21,16 @@ YAML layout (``schema.yaml``)::
         type: string
         ...
         domain: [Lyon, Paris]  # allowed string values (optional)
+        drift_threshold: 0.1   # largest allowed change from the previous span (optional)
+        skew_threshold: 0.1    # largest allowed difference between training and serving (optional)
+
+Drift and skew thresholds bound a distance between two distributions of the
+feature (see :mod:`sluice.stats.drift`): the L-infinity distance for string
+features (the largest change of any value's share, 0.1 = 10 points), the
+Jensen-Shannon divergence (base 2, in [0, 1]) of the histograms for numeric
+and bool features. Like TFDV's ``drift_comparator`` / ``skew_comparator``
+they are unset unless the user sets them, and a feature without one is not
+compared.
 """
 
 from __future__ import annotations
@@ -50,7 +60,13 @@ _HEADER = """\
 #   min, max       allowed numeric range (optional)
 #   domain         allowed string values (optional); quote values YAML would read as
 #                  numbers or booleans: ["yes", "no", "01"]
+#   drift_threshold  largest allowed change since the previous span (optional; unset: not checked)
+#                    strings: L-infinity distance, the largest change of a value's share (0.1 = 10 points);
+#                    numbers, bools: Jensen-Shannon divergence of the histograms (0 same .. 1 disjoint)
+#   skew_threshold   the same measure between training and serving data (optional)
+#                    Exceeding one is an error; raise it for a feature when the change is expected.
 """
+_THRESHOLDS = ("drift_threshold", "skew_threshold")
 
 
 @dataclass
@@ -66,6 +82,8 @@ class FeatureSchema:
     min: float | int | None = None
     max: float | int | None = None
     domain: list[str] | None = None
+    drift_threshold: float | None = None
+    skew_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in TYPES:
@@ -81,11 +99,13 @@ class FeatureSchema:
                 raise ValueError(f"feature {self.name!r}: domain values must be strings, got {bad!r}; "
                                  "quote them in the YAML file, e.g. [\"yes\", \"no\"]")
             self.domain = [str(v) for v in self.domain]
+        for key in _THRESHOLDS:
+            setattr(self, key, _threshold(self.name, key, getattr(self, key)))
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": self.type, "required": self.required, "min_fraction": self.min_fraction,
                              "allow_missing": self.allow_missing, "strict": self.strict}
-        for key in ("min", "max", "domain"):
+        for key in ("min", "max", "domain", *_THRESHOLDS):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         return d
@@ -163,9 +183,18 @@ class Schema:
     def _repr_html_(self) -> str:
         rows = [[f.name, f.type, f.required, f.min_fraction, f.allow_missing, f.strict,
                  "" if f.min is None and f.max is None else f"[{f.min}, {f.max}]",
-                 "" if f.domain is None else _short(f.domain)] for f in self]
+                 "" if f.domain is None else _short(f.domain), f.drift_threshold, f.skew_threshold] for f in self]
         return html_table(["feature", "type", "required", "min_fraction", "allow_missing", "strict", "range",
-                           "domain"], rows, caption=f"schema: {len(self.features)} features")
+                           "domain", "drift", "skew"], rows, caption=f"schema: {len(self.features)} features")
+
+
+def _threshold(feature: str, key: str, value: Any) -> float | None:
+    """A threshold as a float in [0, 1] (both distances live there), or None when unset."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"feature {feature!r}: {key} must be a number in [0, 1] (a distance), got {value!r}")
+    return float(value)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -179,7 +208,8 @@ def _short(values: list[str], n: int = 8) -> str:
     return ", ".join(values[:n]) + (f", ... ({len(values)} values)" if len(values) > n else "")
 
 
-def infer_schema(stats: DatasetStatistics, *, max_domain_size: int = 100) -> Schema:
+def infer_schema(stats: DatasetStatistics, *, max_domain_size: int = 100, drift_threshold: float | None = None,
+                 skew_threshold: float | None = None) -> Schema:
     """Propose a schema from (training) statistics.
 
     A feature with no missing values is ``required``; otherwise ``min_fraction``
@@ -188,10 +218,16 @@ def infer_schema(stats: DatasetStatistics, *, max_domain_size: int = 100) -> Sch
     ``max_domain_size`` distinct values (all of them known to the statistics,
     see ``vocabulary_limit`` in :func:`compute`) get them as domain.
 
+    Drift and skew thresholds are left unset (no comparison), as in TFDV,
+    unless ``drift_threshold`` / ``skew_threshold`` give a default for every
+    comparable feature (int, float, bool, string); tune them per feature in
+    the YAML file afterwards.
+
     Example::
 
         schema = infer_schema(compute(engine, train_ds), max_domain_size=50)
         schema["city"].domain   # ['Lyon', 'Paris']
+        infer_schema(stats, drift_threshold=0.1, skew_threshold=0.1)["city"].drift_threshold   # 0.1
     """
     features: dict[str, FeatureSchema] = {}
     for f in stats:
@@ -202,5 +238,8 @@ def infer_schema(stats: DatasetStatistics, *, max_domain_size: int = 100) -> Sch
             fs.min, fs.max = f.numeric.min, f.numeric.max
         if f.string is not None and f.string.value_counts is not None and 0 < f.string.distinct <= max_domain_size:
             fs.domain = sorted(v.value for v in f.string.value_counts)
+        if f.type != "other":  # "other" columns (dates, lists ...) have no distribution statistics
+            fs.drift_threshold = _threshold(f.name, "drift_threshold", drift_threshold)
+            fs.skew_threshold = _threshold(f.name, "skew_threshold", skew_threshold)
         features[f.name] = fs
     return Schema(features)

@@ -1,7 +1,9 @@
 """Validate statistics against a schema and report anomalies.
 
 Validation needs no data scan: it compares the statistics (already computed,
-exact counts) with the schema, so it is instant whatever the data size.
+exact counts) with the schema, so it is instant whatever the data size. With
+the previous span's statistics it also reports drift, and with serving data's
+statistics training/serving skew (:mod:`sluice.stats.compare`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Mapping
 
 from sluice.stats._display import fmt
 from sluice.stats.anomalies import Anomalies, Anomaly, Severity
+from sluice.stats.compare import compare
 from sluice.stats.schema import FeatureSchema, Schema
 from sluice.stats.statistics import DatasetStatistics, FeatureStatistics
 
@@ -17,8 +20,12 @@ from sluice.stats.statistics import DatasetStatistics, FeatureStatistics
 _COMPATIBLE = {("int", "float")}
 
 
-def validate(stats: DatasetStatistics | Mapping[str, DatasetStatistics], schema: Schema, *,
-             allow_extra_features: bool = False) -> Anomalies:
+Stats = DatasetStatistics | Mapping[str, DatasetStatistics]
+
+
+def validate(stats: Stats, schema: Schema, *, allow_extra_features: bool = False, previous: Stats | None = None,
+             serving: Stats | None = None, training_split: str = "train", current_name: str = "current data",
+             previous_name: str = "previous span", serving_name: str = "serving data") -> Anomalies:
     """Check statistics (one split, or a mapping of splits) against a schema.
 
     Reports: ``empty_dataset`` (error), ``missing_feature`` (error, unless the
@@ -28,17 +35,73 @@ def validate(stats: DatasetStatistics | Mapping[str, DatasetStatistics], schema:
     ``allow_extra_features``), ``out_of_range`` and ``unknown_values`` beyond
     the domain (warnings; errors for ``strict`` features).
 
+    ``previous`` (the previous span's statistics) adds ``drift`` errors: each
+    split is compared with the same split of the previous span, for features
+    with a ``drift_threshold``. ``serving`` (statistics of serving data) adds
+    ``skew`` errors: the ``training_split`` (or ``stats`` itself when it is
+    one dataset) is compared with each serving split, for features with a
+    ``skew_threshold``. Both also report ``type_change`` (error; warning for
+    int <-> float) and ``comparison_skipped`` (warning: a feature or split
+    absent on one side). The ``*_name`` arguments label the datasets in the
+    messages, e.g. ``previous_name="span 1"``.
+
     Example::
 
         anomalies = validate(compute_splits(engine, {"eval": ds}), Schema.load("schema.yaml"))
         print(anomalies.summary())
+        validate(today, schema, previous=yesterday, serving=serving_stats)   # + drift and skew
     """
-    if isinstance(stats, DatasetStatistics):
-        return Anomalies(_validate_split(stats, schema, allow_extra_features, stats.split))
+    current = _by_split(stats)
     found: list[Anomaly] = []
-    for name, split_stats in stats.items():
-        found.extend(_validate_split(split_stats, schema, allow_extra_features, split_stats.split or name))
+    for split, split_stats in current.items():
+        found.extend(_validate_split(split_stats, schema, allow_extra_features, split))
+    if previous is not None:
+        found.extend(_drift(current, _by_split(previous), schema, current_name, previous_name))
+    if serving is not None:
+        found.extend(_skew(current, _by_split(serving), schema, training_split, serving_name))
     return Anomalies(found)
+
+
+def _by_split(stats: Stats) -> dict[str | None, DatasetStatistics]:
+    """Statistics by split name; one dataset is keyed by its own split (None when it has none)."""
+    if isinstance(stats, DatasetStatistics):
+        return {stats.split: stats}
+    return {s.split or name: s for name, s in stats.items()}
+
+
+def _label(name: str, split: str | None) -> str:
+    return f"{name} [{split}]" if split else name
+
+
+def _drift(current: dict[str | None, DatasetStatistics], previous: dict[str | None, DatasetStatistics],
+           schema: Schema, current_name: str, previous_name: str) -> list[Anomaly]:
+    out: list[Anomaly] = []
+    for split, stats in current.items():
+        ref, cmp = _label(previous_name, split), _label(current_name, split)
+        if split not in previous:
+            have = ", ".join(str(s) for s in previous) or "none"
+            out.append(Anomaly("comparison_skipped", "warning", None, split, f"split {split!r} in {previous_name}",
+                               f"splits {have}", "drift of this split was not measured",
+                               reference=previous_name, compared=cmp))
+            continue
+        out.extend(compare(previous[split], stats, schema, kind="drift", reference_name=ref, compared_name=cmp,
+                           split=split))
+    return out
+
+
+def _skew(current: dict[str | None, DatasetStatistics], serving: dict[str | None, DatasetStatistics],
+          schema: Schema, training_split: str, serving_name: str) -> list[Anomaly]:
+    if training_split in current:
+        split: str | None = training_split
+    elif len(current) == 1:  # one dataset given: it is the training data
+        split = next(iter(current))
+    else:
+        raise ValueError(f"no {training_split!r} split to compare serving data with; splits: "
+                         f"{', '.join(str(s) for s in current)}; pass training_split=")
+    reference = _label("training data", split)
+    return [a for name, stats in serving.items()
+            for a in compare(current[split], stats, schema, kind="skew", reference_name=reference,
+                             compared_name=_label(serving_name, name), split=name)]
 
 
 def _validate_split(stats: DatasetStatistics, schema: Schema, allow_extra: bool, split: str | None) -> list[Anomaly]:

@@ -69,3 +69,14 @@ def test_type_mismatch_raises(engine, tmp_path):
     b = stats_of(engine, tmp_path, "tb.parquet", pa.table({"x": ["1", "2"]}))
     with pytest.raises(ValueError, match="cannot compare"):
         drift_distance(a, b, "x")
+
+
+def test_feature_distance_names_the_value_that_moved_most(engine, tmp_path):
+    from sluice.stats import feature_distance
+
+    a = stats_of(engine, tmp_path, "fa.parquet", pa.table({"c": ["x"] * 50 + ["y"] * 30 + ["z"] * 20}))
+    b = stats_of(engine, tmp_path, "fb.parquet", pa.table({"c": ["x"] * 20 + ["y"] * 40 + ["z"] * 40}))
+    d = feature_distance(a["c"], b["c"])
+    assert (d.metric, d.moved_value, d.share_a, d.share_b) == ("L-infinity distance", "x", 0.5, 0.2)
+    assert d.value == pytest.approx(0.3)
+    assert feature_distance(a["c"], a["c"]).moved_value is None

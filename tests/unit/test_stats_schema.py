@@ -96,6 +96,9 @@ features:
     ("features:\n  a: {type: int, min: 5, max: 1}\n", "greater than max"),
     ("features:\n  a: {type: int, min_fraction: 2}\n", "min_fraction must be in [0, 1]"),
     ("nothing: here\n", "'features' mapping"),
+    ("features:\n  a: {type: int, drift_threshold: -0.1}\n", "drift_threshold must be a number in [0, 1]"),
+    ("features:\n  a: {type: int, skew_threshold: 1.5}\n", "skew_threshold must be a number in [0, 1]"),
+    ("features:\n  a: {type: int, skew_threshold: high}\n", "skew_threshold must be a number in [0, 1]"),
 ])
 def test_invalid_schema_files_say_what_is_wrong(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
@@ -107,3 +110,28 @@ def test_invalid_schema_files_say_what_is_wrong(tmp_path, text, message):
 def test_html_repr(stats):
     html = infer_schema(stats)._repr_html_()
     assert html.startswith("<table") and "Lyon" in html and "[18, 77]" in html
+
+
+def test_drift_and_skew_thresholds_are_unset_by_default(stats):
+    schema = infer_schema(stats)
+    assert all(f.drift_threshold is None and f.skew_threshold is None for f in schema)
+    assert "threshold:" not in "".join(line for line in schema.to_yaml().splitlines() if not line.startswith("#"))
+
+
+def test_thresholds_default_and_yaml_round_trip(stats, tmp_path):
+    schema = infer_schema(stats, drift_threshold=0.1, skew_threshold=0.2)
+    assert {(f.drift_threshold, f.skew_threshold) for f in schema} == {(0.1, 0.2)}
+    schema["city"].drift_threshold = 0.05       # tuned per feature, as a user does in the YAML
+    schema["age"].skew_threshold = None
+    path = schema.save(tmp_path)
+    text = open(path).read()
+    assert "#   drift_threshold" in text and "L-infinity" in text and "Jensen-Shannon" in text  # the header explains
+    assert "drift_threshold: 0.05" in text
+    loaded = Schema.load(path)
+    assert loaded == schema
+    assert loaded["city"].drift_threshold == 0.05 and loaded["age"].skew_threshold is None
+    edited = Schema.from_yaml("features:\n  x: {type: float, drift_threshold: 1, skew_threshold: 0}\n")["x"]
+    assert (edited.drift_threshold, edited.skew_threshold) == (1.0, 0.0)
+    assert isinstance(edited.drift_threshold, float)
+    html = schema._repr_html_()
+    assert "drift" in html and "0.05" in html
