@@ -11,7 +11,9 @@ import os
 import shutil
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
 import duckdb
@@ -22,6 +24,8 @@ import pyarrow.parquet as pq
 from sluice.engine.base import ArrowSource, BatchFn, CsvReport, Dataset, Engine, WriteResult
 
 _READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
+# Read through pyarrow (DuckDB's ORC reader is an extension that cannot be downloaded offline).
+_ARROW_FORMATS = {"orc"}
 
 
 def sql_literal(value: Any) -> str:
@@ -65,12 +69,27 @@ class LocalEngine(Engine):
         config["preserve_insertion_order"] = True
         self._con = duckdb.connect(config=config)
         self._lock = threading.Lock()
+        self._threads = threads or min(8, os.cpu_count() or 4)
+        # pyarrow datasets scanned lazily by name (ORC files, lakes); a registration is local
+        # to one DuckDB connection, so every cursor registers them all (cheap: a view each).
+        self._arrow: dict[str, Any] = {}
 
     # A DuckDB connection is not safe to share between threads; each call takes
     # its own cursor so concurrent steps can use one engine.
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
-            return self._con.cursor()
+            cur = self._con.cursor()
+            arrow = list(self._arrow.items())
+        for name, obj in arrow:
+            cur.register(name, obj)
+        return cur
+
+    def _scan_arrow(self, dataset: Any, description: str) -> Dataset:
+        """A lazy dataset over a pyarrow dataset: DuckDB scans it in batches, pushing projections down."""
+        name = f"__arrow_{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self._arrow[name] = dataset
+        return Dataset(self.name, name, description)
 
     def _sql(self, ds: Dataset, sql: str) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation]:
         cur = self._cursor()
@@ -78,17 +97,55 @@ class LocalEngine(Engine):
 
     def read_files(self, paths: Sequence[str], fmt: str, *, hive_partitioning: bool = False,
                    **options: Any) -> Dataset:
-        if fmt not in _READERS:
-            raise ValueError(f"unsupported file format {fmt!r}; expected one of {sorted(_READERS)}")
+        if fmt not in _READERS and fmt not in _ARROW_FORMATS:
+            raise ValueError(f"unsupported file format {fmt!r}; expected one of {sorted({*_READERS, *_ARROW_FORMATS})}")
         if not paths:
             raise ValueError("no input files given")
+        if fmt in _ARROW_FORMATS:
+            return self._scan_arrow(_arrow_file_dataset(paths, fmt, hive_partitioning), f"{fmt}: {len(paths)} file(s)")
         if hive_partitioning:
             options["hive_partitioning"] = True
         args = [sql_literal(list(paths))] + [f"{k} = {sql_literal(v)}" for k, v in options.items()]
         return Dataset(self.name, f"{_READERS[fmt]}({', '.join(args)})", f"{fmt}: {len(paths)} file(s)")
 
     def read_arrow(self, source: ArrowSource) -> Dataset:
-        raise NotImplementedError("read_arrow lands with the database and lake sources")
+        """Scan ``source`` lazily when it offers a pyarrow dataset (``source.arrow_dataset()``);
+        otherwise read its partitions on threads into Parquet shards in the temp directory.
+
+        Memory stays bounded: each thread holds one record batch at a time. The
+        shards live until the engine is closed.
+        """
+        offered = getattr(source, "arrow_dataset", None)
+        dataset = offered() if callable(offered) else None
+        if dataset is not None:
+            return self._scan_arrow(dataset, f"arrow: {type(source).__name__}")
+        schema = source.schema()
+        parts = source.partitions()
+        out = os.path.join(self._temp, f"arrow-{uuid.uuid4().hex[:12]}")
+        files = self._write_partitions(source, parts, schema, out)
+        if not files:  # an empty source still has its columns
+            os.makedirs(out, exist_ok=True)
+            files = [os.path.join(out, "empty.parquet")]
+            pq.write_table(schema.empty_table(), files[0])
+        return Dataset(self.name, f"read_parquet({sql_literal(files)})",
+                       f"arrow: {type(source).__name__}, {len(parts)} partition(s)")
+
+    def _write_partitions(self, source: ArrowSource, parts: list[Any], schema: pa.Schema, out: str) -> list[str]:
+        def write(index: int) -> list[str]:
+            writer = ShardWriter(os.path.join(out, f"p{index:05d}"))
+            try:
+                for batch in source.read(parts[index]):
+                    writer.write(_conform(batch, schema, parts[index]))
+            finally:
+                writer.close()
+            return [os.path.join(writer.out_dir, f) for f in writer.result.files]
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self._threads, len(parts)))) as pool:
+            futures = [pool.submit(write, i) for i in range(len(parts))]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for f in pending:  # a failed partition fails the read: stop what has not started
+                f.cancel()
+            return [path for f in futures for path in f.result()]  # partition order: deterministic
 
     def read_csv_checked(self, paths: Sequence[str], **options: Any) -> tuple[Dataset, CsvReport]:
         checking = self.read_files(paths, "csv", store_rejects=True, **options)
@@ -103,6 +160,12 @@ class LocalEngine(Engine):
             "JOIN reject_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY file, line").to_arrow_table()
         # Pin the sniffed column types so the second scan parses exactly as the check did.
         types = _describe(cur, checking)
+        if options.get("hive_partitioning"):  # folder columns are not CSV columns: no type to pin
+            from sluice.io.hive import hive_values
+
+            for p in paths:
+                for key in hive_values(os.path.dirname(os.path.abspath(p))):
+                    types.pop(key, None)
         options = {k: v for k, v in options.items() if k != "types"}
         ds = self.read_files(paths, "csv", ignore_errors=True, types=types, **options)
         return ds, CsvReport(rows, rejects)
@@ -171,9 +234,37 @@ class LocalEngine(Engine):
         return writer.result
 
     def close(self) -> None:
+        with self._lock:
+            self._arrow.clear()
         self._con.close()
         if self._own_temp:
             shutil.rmtree(self._temp, ignore_errors=True)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, partition: Any) -> pa.RecordBatch:
+    if batch.schema.equals(schema):
+        return batch
+    if batch.schema.names != schema.names:
+        raise ValueError(f"partition {partition!r} yielded columns {batch.schema.names}, "
+                         f"expected {schema.names} (ArrowSource.schema())")
+    return batch.cast(schema)
+
+
+def _arrow_file_dataset(paths: Sequence[str], fmt: str, hive_partitioning: bool) -> Any:
+    import pyarrow.dataset as pads
+
+    if not hive_partitioning:
+        return pads.dataset(list(paths), format=fmt)
+    base = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in paths])
+    # Stop above the first key=value folder: those folders are the partition columns.
+    while "=" in os.path.basename(base):
+        base = os.path.dirname(base)
+    from sluice.io.hive import hive_schema
+
+    dirs = [os.path.relpath(os.path.dirname(os.path.abspath(p)), base) for p in paths]
+    partitioning = pads.partitioning(hive_schema(dirs), flavor="hive")
+    return pads.dataset([os.path.abspath(p) for p in paths], format=fmt, partitioning=partitioning,
+                        partition_base_dir=base)
 
 
 def _describe(cur: duckdb.DuckDBPyConnection, ds: Dataset) -> dict[str, str]:

@@ -6,6 +6,7 @@ import json
 import os
 
 import pyarrow as pa
+import pyarrow.csv  # noqa: F401  (pa.csv)
 import pyarrow.parquet as pq
 from sluice import Pipeline
 from sluice.components import ExampleGen
@@ -112,3 +113,102 @@ def test_failed_ingest_leaves_earlier_results_intact(make_runner, workdir):
     assert runner.store.artifact(examples.id).state == "live"
     os.remove("data/b.csv")
     assert runner.run(Pipeline("keep", [ExampleGen(input="data/*.csv", key="id")])).steps["ExampleGen"].state == "cached"
+
+
+# -- incremental spans ----------------------------------------------------------------------------
+
+def _day(day: str, ids: range, x: str = "{i}.5") -> None:
+    write_csv(f"daily/dt={day}/part-0.csv", "id,x", [f"{i},{x.format(i=i)}" for i in ids])
+
+
+def test_spans_ingest_only_the_latest_day(make_runner, workdir):
+    runner = make_runner()
+    gen = lambda **kw: ExampleGen(input="daily/dt={span}/*.csv", key="id", **kw)  # noqa: E731
+    _day("2026-01-01", range(0, 100))
+    day1 = runner.run(Pipeline("daily", [gen()])).output("ExampleGen", "examples")
+    assert day1.properties["span"] == "2026-01-01" and day1.properties["spans"] == ["2026-01-01"]
+    assert day1.properties["rows"] == 100
+    _day("2026-01-02", range(100, 130))
+    _day("2025-12-31", range(500, 505))  # a late backfill of an older day is not "latest"
+    result = runner.run(Pipeline("daily", [gen()]))
+    assert result.steps["ExampleGen"].state == "succeeded"
+    day2 = result.output("ExampleGen", "examples")
+    assert day2.properties["span"] == "2026-01-02" and day2.properties["rows"] == 30
+    ids = []
+    for split in day2.properties["splits"]:
+        if day2.properties["splits"][split]:
+            ids += _read(day2, split)["id"].to_pylist()
+    assert sorted(ids) == list(range(100, 130))
+    assert set(_read(day2, "train")["dt"].to_pylist()) == {__import__("datetime").date(2026, 1, 2)}
+    # Same day again: nothing new, served from cache.
+    assert runner.run(Pipeline("daily", [gen()])).steps["ExampleGen"].state == "cached"
+    everything = runner.run(Pipeline("daily", [gen(span="all")])).output("ExampleGen", "examples")
+    assert everything.properties["spans"] == ["2025-12-31", "2026-01-01", "2026-01-02"]
+    assert everything.properties["span"] == "2026-01-02" and everything.properties["rows"] == 135
+    one = runner.run(Pipeline("daily", [gen(span="2026-01-01")])).output("ExampleGen", "examples")
+    assert one.properties["rows"] == 100 and one.properties["spans"] == ["2026-01-01"]
+
+
+def test_spans_sort_as_numbers_not_strings(make_runner, workdir):
+    for v in (9, 10, 2):
+        write_csv(f"runs/{v}/data.csv", "id", [str(v)])
+    examples = make_runner().run(Pipeline("n", [ExampleGen(input="runs/{span}/data.csv", splits={"all": 1.0})])
+                                 ).output("ExampleGen", "examples")
+    assert examples.properties["span"] == "10" and _read(examples, "all")["id"].to_pylist() == [10]
+
+
+def test_span_type_change_and_missing_column_fail_clearly(make_runner, workdir):
+    runner = make_runner()
+    gen = lambda: ExampleGen(input="daily/dt={span}/*.csv")  # noqa: E731
+    _day("2026-01-01", range(10))
+    assert runner.run(Pipeline("daily", [gen()])).status == "succeeded"
+    _day("2026-01-02", range(10), x="v{i}")  # x turned from numbers into text
+    bad = runner.run(Pipeline("daily", [gen()]))
+    error = bad.steps["ExampleGen"].error
+    assert bad.status == "failed"
+    assert ("span '2026-01-02': column 'x' is string in daily/dt=2026-01-02/part-0.csv but was double in "
+            "span '2026-01-01'") in error
+    write_csv("daily/dt=2026-01-02/part-0.csv", "id", [str(i) for i in range(10)])  # x dropped
+    bad = runner.run(Pipeline("daily", [gen()]))
+    assert "span '2026-01-02': column 'x' is missing in daily/dt=2026-01-02/part-0.csv" in \
+        bad.steps["ExampleGen"].error
+
+
+def test_span_errors_name_the_path(make_runner, workdir):
+    r = make_runner().run(Pipeline("e", [ExampleGen(input="nothing/dt={span}/*.csv")]))
+    assert "no input files match 'nothing/dt={span}/*.csv' for any span" in r.steps["ExampleGen"].error
+    _day("2026-01-01", range(3))
+    r = make_runner().run(Pipeline("e", [ExampleGen(input="daily/dt={span}/*.csv", span="2026-02-01")]))
+    assert "span '2026-02-01' has no files matching 'daily/dt={span}/*.csv'; spans found: 2026-01-01" in \
+        r.steps["ExampleGen"].error
+    write_csv("daily/dt=2026-01-03/part-0.csv", "id,x", [])  # a header and no rows
+    r = make_runner().run(Pipeline("e", [ExampleGen(input="daily/dt={span}/*.csv")]))
+    assert r.status == "failed"
+    assert "span '2026-01-03' of 'daily/dt={span}/*.csv' (daily/dt=2026-01-03/part-0.csv) has no data rows" in \
+        r.steps["ExampleGen"].error
+
+
+# -- malformed CSV rows ---------------------------------------------------------------------------
+
+def test_bad_csv_rows_are_counted_and_written_with_exact_lines(make_runner, workdir):
+    n = 25_000  # the unparsable value sits past the rows DuckDB samples to choose column types
+    rows = [f"{i},{i}.5,{'abc'[i % 3]}" for i in range(n)]
+    rows[4] = "4,4.5"                   # line 6: too few columns
+    rows[49] = "49,49.5,b,extra"        # line 51: too many columns
+    rows[23_999] = "23999,not-a-number,a"  # line 24001: unparsable double
+    write_csv("bad.csv", "id,x,s", rows)
+    ok = make_runner().run(Pipeline("bad", [ExampleGen(input="bad.csv", max_reject_fraction=0.0002)]))
+    examples = ok.output("ExampleGen", "examples")
+    assert examples.properties["rejected_rows"] == 3 and examples.properties["rows"] == n - 3
+    kept = [i for s in examples.properties["splits"] for i in _read(examples, s)["id"].to_pylist()]
+    assert len(kept) == n - 3 and set(range(n)) - set(kept) == {4, 49, 23_999}
+    rejects = pa.csv.read_csv(examples.file("rejects.csv")).to_pylist()
+    assert [(r["file"], r["line"]) for r in rejects] == [("bad.csv", 6), ("bad.csv", 51), ("bad.csv", 24001)]
+    assert [r["raw"] for r in rejects] == ["4,4.5", "49,49.5,b,extra", "23999,not-a-number,a"]
+    assert "MISSING COLUMNS" in rejects[0]["error"] and "TOO MANY COLUMNS" in rejects[1]["error"]
+    assert "CAST" in rejects[2]["error"] and rejects[2]["column"] == "x"
+    # 3 of 25,000 rows = 0.012%: over a 0.01% limit the step fails and names the first bad line.
+    strict = make_runner().run(Pipeline("bad", [ExampleGen(input="bad.csv", max_reject_fraction=0.0001)]))
+    assert strict.status == "failed"
+    error = strict.steps["ExampleGen"].error
+    assert "3 malformed CSV row(s)" in error and "bad.csv, line 6" in error and "'4,4.5'" in error
