@@ -13,15 +13,13 @@ Example::
 
 from __future__ import annotations
 
-import datetime
 import glob
 import os
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from sluice.errors import DataError
+from sluice.spans import span_sort_key
 
 PLACEHOLDER = "{span}"
 
@@ -73,32 +71,6 @@ class SpanPattern:
         return chosen[-1], chosen, [f for s in chosen for f in found[s]]
 
 
-def span_sort_key(values: Iterable[str]) -> Callable[[str], Any]:
-    """A sort key for span values: as dates if all parse as dates, else numbers, else strings."""
-    values = list(values)
-    for parse in (_int, float, _date):
-        try:
-            for v in values:
-                parse(v)
-        except ValueError:
-            continue
-        return parse
-    return str
-
-
-def _int(value: str) -> int:
-    if not re.fullmatch(r"[+-]?\d+", value):
-        raise ValueError(value)
-    return int(value)
-
-
-def _date(value: str) -> datetime.datetime:
-    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H", "%Y-%m", "%Y/%m/%d"):
-        try:
-            return datetime.datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-    raise ValueError(value)
 
 
 def _to_regex(pattern: str) -> str:

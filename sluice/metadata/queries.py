@@ -11,15 +11,14 @@ Example::
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from sluice.metadata.records import Artifact, CachedExecution, Execution, Run
 from sluice.metadata.schema import artifacts, events, executions, pipelines, runs
+from sluice.spans import span_sort_key
 
 RUN_COLUMNS = [*(c for c in runs.c if c.name != "pipeline_id"), pipelines.c.name.label("pipeline")]
 
@@ -119,36 +118,6 @@ def latest_artifact(
     return None
 
 
-def span_order(values: Iterable[str]) -> Callable[[str], Any]:
-    """A sort key for span values: as numbers if all parse as numbers, else as dates, else as text.
-
-    The same rule as ExampleGen's spans (``sluice.io.spans.span_sort_key``), so "9" < "10" and
-    "2024-1-9" < "2024-01-10"; kept here because the metadata store must not import the data plane.
-    """
-    values = list(values)
-    for parse in (_int, float, _date):
-        try:
-            for v in values:
-                parse(v)
-        except ValueError:
-            continue
-        return parse
-    return str
-
-
-def _int(value: str) -> int:
-    if not re.fullmatch(r"[+-]?\d+", value):
-        raise ValueError(value)
-    return int(value)
-
-
-def _date(value: str) -> datetime:
-    for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H", "%Y-%m", "%Y/%m/%d"):
-        try:
-            return datetime.strptime(value, fmt)
-        except ValueError:
-            continue
-    raise ValueError(value)
 
 
 def previous_span_artifact(conn: sa.Connection, type: str, pipeline: str, step: str, span: str) -> Artifact | None:
@@ -172,6 +141,6 @@ def previous_span_artifact(conn: sa.Connection, type: str, pipeline: str, step: 
         value = (row.properties or {}).get("span")
         if value is not None:
             latest.setdefault(str(value), Artifact.from_row(row))
-    key = span_order([span, *latest])
+    key = span_sort_key([span, *latest])
     earlier = [s for s in latest if key(s) < key(span)]
     return latest[max(earlier, key=key)] if earlier else None

@@ -212,7 +212,7 @@ def test_previous_span_artifact_orders_dates_as_text(store):
 
 
 def test_span_order_matches_example_gen():
-    from sluice.metadata.queries import span_order
+    from sluice.spans import span_sort_key as span_order
 
     assert sorted(["10", "9", "1"], key=span_order(["10", "9", "1"])) == ["1", "9", "10"]
     assert sorted(["2024-1-10", "2024-1-9"], key=span_order(["2024-1-10", "2024-1-9"])) == ["2024-1-9", "2024-1-10"]
