@@ -177,3 +177,47 @@ def test_skew_between_training_and_serving_data(make_runner):
     assert strict.status == "failed" and "skew" in strict.steps["ExampleValidator"].error
     same = make_runner().run(daily("1", BASE, serving=BASE))
     assert not anomalies_of(same)[0].of_kind("skew")
+
+
+def _write_day_csv(root: str, day: str, cities: dict[str, int], seed: int, rows: int = 2000) -> None:
+    rng = np.random.default_rng(seed)
+    city = [c for c, pct in cities.items() for _ in range(rows * pct // 100)]
+    rng.shuffle(city)
+    folder = os.path.join(root, f"dt={day}")
+    os.makedirs(folder)
+    pa_table = pa.table({"id": np.arange(len(city)), "city": city, "x": rng.normal(0.0, 1.0, len(city))})
+    import pyarrow.csv as pacsv
+
+    pacsv.write_csv(pa_table, os.path.join(folder, "part-0.csv"))
+
+
+def test_daily_spans_through_example_gen_ingest_only_the_new_day_and_report_drift(make_runner, workdir):
+    from sluice.components import ExampleGen
+
+    def pipeline() -> Pipeline:
+        gen = ExampleGen(input="days/dt={span}/*.csv", key="id")
+        stats = StatisticsGen(examples=gen.outputs.examples)
+        schema = SchemaGen(statistics=stats.outputs.statistics, drift_threshold=0.1)
+        validator = ExampleValidator(statistics=stats.outputs.statistics, schema=schema.outputs.schema,
+                                     allow_anomalies=True)
+        return Pipeline("daily-files", [gen, stats, schema, validator])
+
+    runner = make_runner()
+    _write_day_csv("days", "2026-01-01", BASE, seed=1)
+    day1 = runner.run(pipeline())
+    assert day1.status == "succeeded"
+    assert day1.output("ExampleGen", "examples").properties["span"] == "2026-01-01"
+    assert anomalies_of(day1)[0].of_kind("drift") == []
+
+    _write_day_csv("days", "2026-01-02", SHIFTED, seed=2)
+    day2 = runner.run(pipeline())
+    examples = day2.output("ExampleGen", "examples")
+    assert examples.properties["span"] == "2026-01-02"
+    assert examples.properties["rows"] == 2000          # only the new day, not 4,000
+    found, props = anomalies_of(day2)
+    assert props["previous_span"] == "2026-01-01"
+    drift = {(a.feature, a.split): a for a in found.of_kind("drift")}
+    assert ("city", "train") in drift
+    # Paris went from 50% to 80% of rows: the largest move, exact up to the split's sampling.
+    assert drift[("city", "train")].moved_value == "Paris"
+    assert drift[("city", "train")].distance == pytest.approx(0.30, abs=0.03)
