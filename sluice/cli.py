@@ -47,45 +47,97 @@ def cli() -> None:
     """
 
 
+ENGINE_HELP = """Data-plane engine: 'local' (DuckDB + Arrow, in this process) or 'spark' (PySpark;
+needs pip install 'sluice-ml[spark]' and Java 17). The pipeline file does not change."""
+
+
 @cli.command()
 @click.argument("pipeline_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
               help="Pipeline parameter, repeatable (e.g. -p rows=1000000).")
-@click.option("--engine", default="local", show_default=True,
-              help="Data-plane engine: local (DuckDB + Arrow, in process).")
+@click.option("--engine", default="local", show_default=True, help=ENGINE_HELP)
 @click.option("--no-cache", is_flag=True, help="Run every step even if a cached result exists.")
 @click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
 @click.option("--artifacts", envvar="SLUICE_ARTIFACTS", default=os.path.join(".sluice", "artifacts"),
               show_default=True, help="Artifact root: a path or any fsspec URI (s3://bucket/prefix).")
 @click.option("--retries", default=0, show_default=True, help="Retries per failing step (with backoff).")
 @click.option("--parallel", default=4, show_default=True, help="Steps run at once when independent.")
-@click.option("--memory-limit", default=None, help="Engine memory limit, e.g. 4GB (DuckDB spills beyond it).")
+@click.option("--memory-limit", default=None,
+              help="local engine: memory limit, e.g. 4GB (DuckDB spills beyond it).")
+@click.option("--master", default=None, metavar="URL",
+              help="spark engine: local[*] (default), local[N], spark://HOST:PORT, yarn or k8s://...")
+@click.option("--executor-memory", default=None, metavar="SIZE", help="spark engine: memory per executor, e.g. 8g.")
+@click.option("--spark-conf", "spark_conf", multiple=True, metavar="KEY=VALUE",
+              help="spark engine: any Spark setting, repeatable (e.g. --spark-conf spark.executor.cores=4).")
+@click.option("--engine-config", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
+              help="spark engine: YAML file with a 'spark:' section (master, app_name, executor_memory, "
+                   "driver_memory, conf); the options above override it.")
 def run(pipeline_file: str, params: tuple[str, ...], engine: str, no_cache: bool, store: str | None,
-        artifacts: str, retries: int, parallel: int, memory_limit: str | None) -> None:
+        artifacts: str, retries: int, parallel: int, memory_limit: str | None, master: str | None,
+        executor_memory: str | None, spark_conf: tuple[str, ...], engine_config: str | None) -> None:
     """Run the pipeline defined in PIPELINE_FILE.
 
     The file defines `pipeline(...)` returning a Pipeline; its arguments are
     the parameters you can set with --param. Completed steps are reused from
     the cache (also after a crash), so re-running is cheap. If the file also
     defines `report(result, **params)`, it is called after a successful run.
+
+    \b
+    The same pipeline on Spark (statistics, transform and scoring run there;
+    training reads the Parquet shards in this process):
+      sluice run examples/ctr/pipeline.py --engine spark                      # local[*]
+      sluice run examples/ctr/pipeline.py --engine spark --master spark://10.0.0.5:7077 \\
+          --executor-memory 8g --spark-conf spark.executor.cores=4
+      sluice run examples/ctr/pipeline.py --engine spark --engine-config engine.yaml
+    On a cluster, --artifacts must be a folder every executor can read and write.
     """
     from sluice.runner.pipeline_file import load_pipeline, parse_params
 
+    options = _engine_options(engine, memory_limit=memory_limit, master=master, executor_memory=executor_memory,
+                              spark_conf=spark_conf, engine_config=engine_config)
     pipeline, typed, module = load_pipeline(pipeline_file, parse_params(params))
     result = _run(pipeline, typed, engine=engine, cache=not no_cache, store=store, artifacts=artifacts,
-                  retries=retries, parallel=parallel, memory_limit=memory_limit)
+                  retries=retries, parallel=parallel, engine_options=options)
     if result.status == "succeeded" and hasattr(module, "report"):
         module.report(result, **typed)  # a pipeline file may summarize its results
     sys.exit(0 if result.status == "succeeded" else 1)
 
 
+def _engine_options(engine: str, *, memory_limit: str | None, master: str | None, executor_memory: str | None,
+                    spark_conf: tuple[str, ...], engine_config: str | None) -> dict[str, Any]:
+    """Check the engine name and its options; the keyword arguments ``get_engine`` receives."""
+    from sluice.engine import ENGINES
+
+    if engine not in ENGINES:
+        raise click.BadParameter(f"unknown engine {engine!r}; available engines: {', '.join(sorted(ENGINES))}",
+                                 param_hint="--engine")
+    spark_given = [name for name, value in (("--master", master), ("--executor-memory", executor_memory),
+                                            ("--spark-conf", spark_conf), ("--engine-config", engine_config)) if value]
+    if engine != "spark":
+        if spark_given:
+            raise click.UsageError(f"{', '.join(spark_given)} only apply to --engine spark")
+        return {"memory_limit": memory_limit} if memory_limit else {}
+    if memory_limit:
+        raise click.UsageError("--memory-limit applies to the local engine; on Spark use --executor-memory "
+                               "or --spark-conf spark.driver.memory=4g")
+    from sluice.engine.spark_session import SparkSettings
+
+    conf = {}
+    for item in spark_conf:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--spark-conf")
+        conf[key.strip()] = value.strip()
+    settings = SparkSettings.from_yaml(engine_config) if engine_config else SparkSettings()
+    return {"settings": settings.with_overrides(master=master, executor_memory=executor_memory, conf=conf)}
+
+
 def _run(pipeline: Any, params: dict[str, Any], *, engine: str, cache: bool, store: str | None,
-         artifacts: str, retries: int, parallel: int, memory_limit: str | None) -> Any:
+         artifacts: str, retries: int, parallel: int, engine_options: dict[str, Any]) -> Any:
     from sluice.artifacts import ArtifactStore
     from sluice.runner import LocalRunner
 
-    options = {"memory_limit": memory_limit} if memory_limit else {}
-    runner = LocalRunner(_store(store), ArtifactStore(artifacts), engine=engine, engine_options=options,
+    runner = LocalRunner(_store(store), ArtifactStore(artifacts), engine=engine, engine_options=engine_options,
                          cache=cache, retries=retries, max_parallel=parallel)
     result = runner.run(pipeline, params)
     console = _console()
@@ -113,7 +165,7 @@ def demo(rows: int, store: str | None, no_cache: bool) -> None:
     path = _find_example("ctr")
     pipeline, typed, module = load_pipeline(path, {"rows": str(rows)})
     result = _run(pipeline, typed, engine="local", cache=not no_cache, store=store,
-                  artifacts=os.path.join(".sluice", "artifacts"), retries=0, parallel=4, memory_limit=None)
+                  artifacts=os.path.join(".sluice", "artifacts"), retries=0, parallel=4, engine_options={})
     if result.status != "succeeded":
         sys.exit(1)
     if hasattr(module, "report"):  # the example prints its AUC beside the Bayes-optimal one

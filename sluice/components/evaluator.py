@@ -76,7 +76,8 @@ class Evaluator(Component):
         p = ctx.params
         servable = Servable.from_parts(transform_dir, model_dir)
         raw = read_split(ctx.engine, ctx.inputs["examples"].path, p["split"])
-        written = score(ctx.engine, raw, servable, out_dir, label_feature=p["label"], keep=p["slices"])
+        written = score(ctx.engine, raw, servable, out_dir, label_feature=p["label"], keep=p["slices"],
+                        parts=(transform_dir, model_dir))
         ctx.log.info("scored %s rows with the %s", f"{written.rows:,}", who)
         predictions = ctx.engine.read_parquet(sorted(glob.glob(os.path.join(out_dir, "*.parquet"))))
         return compute_metrics(ctx.engine, predictions, servable.signature.task, slices=p["slices"],

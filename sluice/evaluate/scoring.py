@@ -14,7 +14,9 @@ Example::
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -43,9 +45,70 @@ def prediction_batch(servable: Servable, batch: pa.RecordBatch, *, label_feature
     return pa.RecordBatch.from_pydict(columns)
 
 
+class BatchScorer:
+    """A picklable batch function scoring raw rows: what ``map_batches`` ships to Spark executors.
+
+    Built from the servable's directories, it pickles as those paths and loads
+    the servable lazily, once per executor process (a Python worker scores many
+    batches). Built from a servable object only, it pickles the servable itself.
+
+    Example::
+
+        scorer = BatchScorer(transform_dir="out/transform", model_dir="out/model", label_feature="label")
+        scorer(batch)     # prediction, label (and kept columns) for each row
+    """
+
+    def __init__(self, servable: Servable | None = None, *, transform_dir: str | None = None,
+                 model_dir: str | None = None, label_feature: str | None = None, keep: Sequence[str] = ()) -> None:
+        if servable is None and not (transform_dir and model_dir):
+            raise ValueError("BatchScorer needs a servable or both transform_dir and model_dir")
+        self.parts = (transform_dir, model_dir) if transform_dir and model_dir else None
+        self.label_feature = label_feature
+        self.keep = tuple(keep)
+        self._servable = servable
+        self._signature = servable.signature.to_dict() if servable is not None else None
+
+    def servable(self) -> Servable:
+        """The servable, loaded on first use in this process (and cached for later batches)."""
+        if self._servable is None:
+            assert self.parts is not None
+            self._servable = _load(self.parts, self._signature)
+        return self._servable
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.parts is not None:
+            state["_servable"] = None  # executors read the directories instead of a pickled model
+        return state
+
+    def __call__(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        return prediction_batch(self.servable(), batch, label_feature=self.label_feature, keep=self.keep)
+
+
+_LOADED: dict[tuple[str, str], Servable] = {}
+_LOCK = threading.Lock()
+
+
+def _load(parts: tuple[str, str], signature: dict[str, Any] | None) -> Servable:
+    """One servable per (transform, model) directory pair per process."""
+    from sluice.registry.servable import Signature
+
+    with _LOCK:
+        if parts not in _LOADED:
+            transform_dir, model_dir = parts
+            _LOADED[parts] = (Servable(transform_dir, model_dir, Signature.from_dict(signature)) if signature
+                              else Servable.from_parts(transform_dir, model_dir))
+        return _LOADED[parts]
+
+
 def score(engine: Engine, dataset: Dataset, servable: Servable, out_dir: str, *,
-          label_feature: str | None = None, keep: Sequence[str] = (), batch_size: int = 65536) -> WriteResult:
-    """Write predictions for every row of ``dataset`` as Parquet shards under ``out_dir``."""
-    return engine.map_batches(
-        dataset, lambda b: prediction_batch(servable, b, label_feature=label_feature, keep=keep),
-        out_dir, batch_size=batch_size)
+          label_feature: str | None = None, keep: Sequence[str] = (), batch_size: int = 65536,
+          parts: tuple[str, str] | None = None) -> WriteResult:
+    """Write predictions for every row of ``dataset`` as Parquet shards under ``out_dir``.
+
+    ``parts`` = (transform dir, model dir) the servable was loaded from: on a
+    cluster, executors load it from there rather than receiving a pickled model.
+    """
+    scorer = BatchScorer(servable, transform_dir=parts[0] if parts else None,
+                         model_dir=parts[1] if parts else None, label_feature=label_feature, keep=keep)
+    return engine.map_batches(dataset, scorer, out_dir, batch_size=batch_size)
