@@ -26,7 +26,6 @@ from sluice.components import ExampleGen, StatisticsGen, Trainer, Transform
 from sluice.engine.dialect import QUANTILE_ACCURACY
 from sluice.io import split_files
 from sluice.stats import load_splits
-from tests.integration.spark_cluster import spark_engine, spark_session  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

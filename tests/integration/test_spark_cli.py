@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.spark_cluster import standalone_master  # noqa: F401
 
 pytestmark = pytest.mark.slow
 

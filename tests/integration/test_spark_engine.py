@@ -23,7 +23,6 @@ from sluice.engine.base import ArrowSource
 from sluice.engine.dialect import QUANTILE_ACCURACY, to_spark
 from sluice.engine.local import LocalEngine
 from sluice.io.split_assignment import SPLIT_COLUMN, SplitAssigner
-from tests.integration.spark_cluster import spark_engine, spark_session  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
