@@ -103,8 +103,8 @@ class LocalEngine(Engine):
             raise ValueError("no input files given")
         if fmt in _ARROW_FORMATS:
             return self._scan_arrow(_arrow_file_dataset(paths, fmt, hive_partitioning), f"{fmt}: {len(paths)} file(s)")
-        if hive_partitioning:
-            options["hive_partitioning"] = True
+        # Explicit either way: DuckDB turns key=value folders into columns on its own otherwise.
+        options["hive_partitioning"] = bool(hive_partitioning)
         args = [sql_literal(list(paths))] + [f"{k} = {sql_literal(v)}" for k, v in options.items()]
         return Dataset(self.name, f"{_READERS[fmt]}({', '.join(args)})", f"{fmt}: {len(paths)} file(s)")
 
@@ -167,7 +167,10 @@ class LocalEngine(Engine):
                 for key in hive_values(os.path.dirname(os.path.abspath(p))):
                     types.pop(key, None)
         options = {k: v for k, v in options.items() if k != "types"}
-        ds = self.read_files(paths, "csv", ignore_errors=True, types=types, **options)
+        read = self.read_files(paths, "csv", ignore_errors=True, types=types, **options)
+        # ignore_errors only drops a bad row when the bad value is parsed; a query reading
+        # fewer columns (count(*)) would keep it. Touching every column keeps them out always.
+        ds = Dataset(self.name, f"(SELECT * FROM {read.plan} WHERE hash(COLUMNS(*)) IS NOT NULL)", read.description)
         return ds, CsvReport(rows, rejects)
 
     def write_partitioned(self, ds: Dataset, out_dir: str, by: str, *, fn: BatchFn | None = None
