@@ -243,7 +243,7 @@ class SparkEngine(Engine):
         else:
             if options:
                 raise ValueError(f"options {sorted(options)} are not supported for {fmt} on the spark engine")
-            df = reader.parquet(*paths) if fmt == "parquet" else reader.orc(*paths)
+            df = reader.parquet(*paths) if fmt == "parquet" else reader.orc(paths)  # orc() takes one list
         if hive_partitioning:
             df = self._widen_partition_ints(df, paths)
         return self._wrap(df, f"{fmt}: {len(paths)} file(s)")

@@ -329,3 +329,26 @@ def test_s3_csv_and_missing_prefix(make_runner, s3, engine):
     assert sorted(zip(table["id"].to_pylist(), table["name"].to_pylist())) == [(1, "x"), (2, "y"), (3, "z")]
     missing = make_runner().run(Pipeline("none", [ExampleGen(input="s3://lake/nothing/*.csv")]))
     assert missing.status == "failed" and "no objects match s3://lake/nothing/*.csv" in missing.steps["ExampleGen"].error
+
+
+# -- the same sources on Spark ----------------------------------------------------------------------
+
+def test_sql_source_on_spark_reads_partitions_as_tasks(spark_engine, sql_table):
+    url, table, rows, id_sum = sql_table
+    ds = spark_engine.read_arrow(SqlSource(url, table=table, partition_column="id", num_partitions=3))
+    got = spark_engine.aggregate(ds, {"n": "count(*)", "s": "sum(id)", "nulls": "count(*) - count(id)"})
+    assert got == {"n": rows, "s": id_sum, "nulls": 37}
+    assert spark_engine.query(ds, "SELECT name, ratio FROM data WHERE id = 3").to_pylist() == [
+        {"name": "n2", "ratio": 2 / 7}]
+
+
+def test_orc_in_hive_folders_on_spark(spark_engine, tmp_path):
+    import pyarrow.orc as orc
+
+    for day, values in (("2026-01-01", [1, 2]), ("2026-01-02", [30])):
+        os.makedirs(tmp_path / f"dt={day}")
+        orc.write_table(pa.table({"v": values}), str(tmp_path / f"dt={day}" / "part-0.orc"))
+    files = sorted(str(p) for p in tmp_path.glob("dt=*/*.orc"))
+    ds = spark_engine.read_files(files, "orc", hive_partitioning=True)
+    got = spark_engine.query(ds, "SELECT CAST(dt AS VARCHAR) AS dt, sum(v) AS s FROM data GROUP BY dt ORDER BY dt")
+    assert got.to_pylist() == [{"dt": "2026-01-01", "s": 3}, {"dt": "2026-01-02", "s": 30}]
