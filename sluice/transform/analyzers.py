@@ -26,6 +26,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from sluice.engine.base import Dataset, Engine
 from sluice.transform.dtypes import vocabulary_type
 from sluice.transform.nodes import OPS, AnalyzerSpec, Feature
@@ -184,13 +186,16 @@ def _run_vocabularies(engine: Engine, ds: Dataset, specs: list[AnalyzerSpec],
         limit = None if None in tops else max(tops)
         min_count = min(s.params.get("frequency_threshold") or 1 for s in group)
         inputs.append((f"CAST({to_sql(node, results)} AS {sql_type})", sql_type, limit, min_count))
-    table = engine.query(ds, vocabulary_sql(inputs)).to_pydict()
-    counted: list[tuple[list[Any], list[int], int]] = [([], [], 0) for _ in inputs]
-    for i, k in enumerate(table["k"]):
-        values, counts, _ = counted[k]
-        values.append(table[f"v{k}"][i])
-        counts.append(int(table["n"][i]))
-        counted[k] = (values, counts, int(table["d"][i]))
+    table = engine.query(ds, vocabulary_sql(inputs))
+    # Rows come ordered by k: slice each branch's own value column rather than turning the
+    # whole (mostly NULL) result into Python rows.
+    ks = table.column("k").to_numpy()
+    bounds = np.searchsorted(ks, np.arange(len(inputs) + 1))
+    counted: list[tuple[list[Any], list[int], int]] = []
+    for k in range(len(inputs)):
+        rows = table.slice(bounds[k], bounds[k + 1] - bounds[k])
+        distinct = int(rows.column("d")[0].as_py()) if rows.num_rows else 0
+        counted.append((rows.column(f"v{k}").to_pylist(), rows.column("n").to_pylist(), distinct))
     out: dict[str, Any] = {}
     for (values, counts, distinct), group in zip(counted, by_input.values()):
         for s in group:
