@@ -8,11 +8,12 @@ batch at a time.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any
 
@@ -178,15 +179,16 @@ class LocalEngine(Engine):
         # Streamed through Python one batch at a time rather than DuckDB's partitioned COPY:
         # memory stays at a batch per partition, and row order (so the bytes) is deterministic.
         writers: dict[str, ShardWriter] = {}
+
+        def write(batch: pa.RecordBatch) -> None:
+            keys = batch.column(by)
+            rest = batch.drop_columns([by])
+            for value in pc.unique(keys).to_pylist():
+                part = rest.filter(pc.equal(keys, value))
+                writers.setdefault(str(value), ShardWriter(os.path.join(out_dir, str(value)))).write(part)
+
         try:
-            for batch in self.iter_batches(ds):
-                if fn is not None:
-                    batch = fn(batch)
-                keys = batch.column(by)
-                rest = batch.drop_columns([by])
-                for value in pc.unique(keys).to_pylist():
-                    part = rest.filter(pc.equal(keys, value))
-                    writers.setdefault(str(value), ShardWriter(os.path.join(out_dir, str(value)))).write(part)
+            write_behind((fn(b) if fn else b for b in self.iter_batches(ds)), write)
         finally:
             for w in writers.values():
                 w.close()
@@ -230,8 +232,7 @@ class LocalEngine(Engine):
                     rows_per_file: int = 1_000_000) -> WriteResult:
         writer = ShardWriter(out_dir, rows_per_file)
         try:
-            for batch in self.iter_batches(ds, batch_size):
-                writer.write(fn(batch))
+            write_behind((fn(b) for b in self.iter_batches(ds, batch_size)), writer.write)
         finally:
             writer.close()
         return writer.result
@@ -272,6 +273,41 @@ def _arrow_file_dataset(paths: Sequence[str], fmt: str, hive_partitioning: bool)
 
 def _describe(cur: duckdb.DuckDBPyConnection, ds: Dataset) -> dict[str, str]:
     return {name: typ for name, typ, *_ in cur.sql(f"DESCRIBE SELECT * FROM {ds.plan}").fetchall()}
+
+
+_DONE = object()
+
+
+def write_behind(batches: Iterator[Any], write: Callable[[Any], None], depth: int = 2) -> None:
+    """Call ``write`` on each item on a background thread while the next one is produced.
+
+    Scanning (DuckDB), mapping (Arrow kernels) and Parquet encoding all release
+    the GIL, so overlapping them uses a second core; ``depth`` bounds the
+    batches in flight, so memory stays bounded.
+    """
+    pending: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    failed: list[BaseException] = []
+
+    def drain() -> None:
+        while (item := pending.get()) is not _DONE:
+            if not failed:
+                try:
+                    write(item)
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    failed.append(exc)
+
+    writer = threading.Thread(target=drain, name="sluice-write-behind", daemon=True)
+    writer.start()
+    try:
+        for item in batches:
+            if failed:
+                break
+            pending.put(item)
+    finally:
+        pending.put(_DONE)
+        writer.join()
+    if failed:
+        raise failed[0]
 
 
 class ShardWriter:
