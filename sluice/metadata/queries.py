@@ -91,6 +91,21 @@ def find_cached(conn: sa.Connection, fingerprint: str) -> CachedExecution | None
     return CachedExecution(Execution.from_row(row), linked_artifacts(conn, row.id, "output"))
 
 
+def _outputs_of_pipeline(type: str, pipeline: str) -> sa.Select:
+    """Live artifacts of ``type`` output by runs of ``pipeline``, newest output event first
+    (a cache reuse counts as recent)."""
+    return (
+        sa.select(*artifacts.c)
+        .join_from(events, artifacts, events.c.artifact_id == artifacts.c.id)
+        .join(executions, events.c.execution_id == executions.c.id)
+        .join(runs, executions.c.run_id == runs.c.id)
+        .join(pipelines, runs.c.pipeline_id == pipelines.c.id)
+        .where(artifacts.c.type == type, pipelines.c.name == pipeline, events.c.kind == "output")
+        .where(artifacts.c.state == "live")
+        .order_by(events.c.id.desc())
+    )
+
+
 def latest_artifact(
     conn: sa.Connection,
     type: str,
@@ -99,16 +114,7 @@ def latest_artifact(
     where: Callable[[dict[str, Any]], bool] | None,
 ) -> Artifact | None:
     """Newest live artifact of ``type`` output by a run of ``pipeline`` that ``where`` accepts."""
-    q = (
-        sa.select(*artifacts.c)
-        .join_from(events, artifacts, events.c.artifact_id == artifacts.c.id)
-        .join(executions, events.c.execution_id == executions.c.id)
-        .join(runs, executions.c.run_id == runs.c.id)
-        .join(pipelines, runs.c.pipeline_id == pipelines.c.id)
-        .where(artifacts.c.type == type, pipelines.c.name == pipeline, events.c.kind == "output")
-        .where(artifacts.c.state == "live")
-        .order_by(events.c.id.desc())  # the latest output event: a cache reuse counts as recent
-    )
+    q = _outputs_of_pipeline(type, pipeline)
     if name is not None:
         q = q.where(artifacts.c.name == name)
     # Stream newest first and stop at the first match: never load the whole history.
@@ -118,22 +124,11 @@ def latest_artifact(
     return None
 
 
-
-
 def previous_span_artifact(conn: sa.Connection, type: str, pipeline: str, step: str, span: str) -> Artifact | None:
     """The live artifact of ``type`` output by ``step`` in a run of ``pipeline`` (run or reused from
     cache) whose ``span`` property is the greatest below ``span``; the latest one among equal spans."""
-    q = (
-        sa.select(*artifacts.c)
-        .join_from(events, artifacts, events.c.artifact_id == artifacts.c.id)
-        .join(executions, events.c.execution_id == executions.c.id)
-        .join(runs, executions.c.run_id == runs.c.id)
-        .join(pipelines, runs.c.pipeline_id == pipelines.c.id)
-        .where(artifacts.c.type == type, artifacts.c.state == "live", events.c.kind == "output",
-               pipelines.c.name == pipeline, executions.c.step == step,
-               executions.c.status.in_(("succeeded", "cached")))
-        .order_by(events.c.id.desc())
-    )
+    q = _outputs_of_pipeline(type, pipeline).where(executions.c.step == step,
+                                                   executions.c.status.in_(("succeeded", "cached")))
     # Properties are JSON (text in SQLite, json in PostgreSQL): spans are compared in Python, so no
     # dialect-specific JSON operator is needed. A step has one output per distinct input: few rows.
     latest: dict[str, Artifact] = {}  # span -> its latest artifact (rows come newest first)
