@@ -90,19 +90,20 @@ def compute(engine: Engine, dataset: Dataset, *, histogram_buckets: int = 10, to
         if typ in ("int", "float", "bool"):
             v = _value_expr(col, typ, arrow_type)
             exact = col if typ == "int" else v  # ints keep their exact min/max and sum
-            exprs[f"{i}.finite"] = f"count({v})"
+            if typ == "float":  # only floats can hold NaN or infinities
+                exprs[f"{i}.finite"] = f"count({v})"
             exprs[f"{i}.mean"] = f"avg({exact})"
             exprs[f"{i}.std"] = f"stddev_pop({exact})"
             exprs[f"{i}.min"] = f"min({exact})"
             exprs[f"{i}.max"] = f"max({exact})"
-            exprs[f"{i}.zeros"] = f"sum(CASE WHEN {v} = 0 THEN 1 ELSE 0 END)"
+            exprs[f"{i}.zeros"] = f"count_if({exact} = 0)"
             if points and typ != "bool":
                 exprs[f"{i}.quantiles"] = f"approx_quantile({v}, [{', '.join(repr(p) for p in points)}])"
         elif typ == "string":
             exprs[f"{i}.min_length"] = f"min(length({col}))"
             exprs[f"{i}.avg_length"] = f"avg(length({col}))"
             exprs[f"{i}.max_length"] = f"max(length({col}))"
-            exprs[f"{i}.empty"] = f"sum(CASE WHEN {col} = '' THEN 1 ELSE 0 END)"
+            exprs[f"{i}.empty"] = f"count_if({col} = '')"
     agg = engine.aggregate(dataset, exprs)
     num_rows = int(agg["rows"])
 
@@ -156,7 +157,7 @@ def _numeric(agg: Mapping[str, Any], i: int, typ: FeatureType, count: int, point
         quantiles = [(0.0, float(lo))] + [(p, float(v)) for p, v in zip(points, inner)] + [(1.0, float(hi))]
     return NumericStatistics(
         mean=_float(agg[f"{i}.mean"]), std=_float(agg[f"{i}.std"]), min=lo, max=hi,
-        zeros=int(agg[f"{i}.zeros"] or 0), non_finite=count - int(agg[f"{i}.finite"]), quantiles=quantiles)
+        zeros=int(agg[f"{i}.zeros"] or 0), non_finite=count - int(agg.get(f"{i}.finite", count)), quantiles=quantiles)
 
 
 def _boundaries(lo: float, hi: float, buckets: int) -> list[float]:
