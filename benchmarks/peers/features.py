@@ -9,6 +9,8 @@ The peers write the same thing in their own idiom (see each module).
 from __future__ import annotations
 
 NUMERIC = [f"I{i}" for i in range(1, 14)]
+# Statistics cover every column of the data, as Sluice, pandas' describe and TFDV do.
+STATS_NUMERIC = ["user_id", "timestamp", "label"] + NUMERIC
 CATEGORICAL = [f"C{i}" for i in range(1, 27)]
 TOP_K = 20_000
 DECILES = [i / 10 for i in range(1, 10)]

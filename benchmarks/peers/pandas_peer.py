@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from benchmarks.peers.features import CATEGORICAL, DECILES, NUMERIC, TOP_K
+from benchmarks.peers.features import CATEGORICAL, DECILES, NUMERIC, STATS_NUMERIC, TOP_K
 
 
 class Peer:
@@ -29,7 +29,7 @@ class Peer:
 
     def statistics(self) -> int:
         df = self._read()
-        df[NUMERIC + ["user_id", "timestamp", "label"]].describe(percentiles=DECILES)
+        df[STATS_NUMERIC].describe(percentiles=DECILES)
         for c in CATEGORICAL:
             vc = df[c].value_counts()
             _ = vc.head(10), len(vc), df[c].str.len().agg(["min", "mean", "max"])
