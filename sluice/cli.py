@@ -40,6 +40,7 @@ def cli() -> None:
       sluice runs                                               # what ran, how it ended
       sluice show RUN_ID                                        # steps, timings, artifacts
       sluice lineage ARTIFACT_ID                                # where it came from, where it went
+      sluice ui                                                 # the web UI on http://127.0.0.1:8765
       sluice serve --model-dir serving/ctr                      # serve the pushed model over HTTP
 
     Everything is recorded in .sluice/ in the working directory (override with
@@ -218,23 +219,11 @@ def lineage(artifact_id: int, direction: str, store: str | None) -> None:
     _console().print(lineage_tree(_store(store), artifact_id, direction))
 
 
-@cli.command()
-@click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="A Pusher destination: <dir>/<model name>/<version>/ (or one model's folder).")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8500, show_default=True)
-@click.option("--poll-seconds", default=2.0, show_default=True, type=float,
-              help="Re-scan --model-dir this often for newly pushed versions (0: never).")
-def serve(model_dir: str, host: str, port: int, poll_seconds: float) -> None:
-    """Serve the newest version of each model over HTTP (TF Serving's REST API).
+from sluice.cli_serving import models, serve, validate_serving  # noqa: E402  (click only; lazy inside)
 
-    \b
-    curl -d '{"instances": [{"I1": 3, "C1": "c1_000042"}]}' \\
-         http://127.0.0.1:8500/v1/models/ctr:predict
-    """
-    from sluice.serve.server import run_server
-
-    run_server(model_dir, host=host, port=port, poll_seconds=poll_seconds or None)
+cli.add_command(serve)
+cli.add_command(models)
+cli.add_command(validate_serving)
 
 
 @cli.command()
@@ -265,6 +254,35 @@ def gc(keep_runs: int, older_than_days: float | None, dry_run: bool, store: str 
         meta.delete_artifact_records([a.id for a in doomed])
         removed = art_store.clean_staging()
         console.print(f"deleted {len(doomed)} artifact(s), {removed} abandoned staging folder(s)")
+
+
+@cli.command()
+@click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
+@click.option("--artifacts", envvar="SLUICE_ARTIFACTS", default=os.path.join(".sluice", "artifacts"),
+              show_default=True, help="Artifact root: the UI reads artifact files only inside it.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--token", envvar="SLUICE_UI_TOKEN", default=None,
+              help="Bearer token required on every request ($SLUICE_UI_TOKEN). Off loopback one is "
+                   "generated and printed when none is given.")
+def ui(store: str | None, artifacts: str, host: str, port: int, token: str | None) -> None:
+    """Serve the web UI: runs, DAGs, statistics, training curves, evaluation, lineage, models.
+
+    Read-only, and offline (every script and style ships in the package). Open the printed URL.
+    """
+    import secrets
+
+    from sluice.ui import serve as serve_ui
+    from sluice.ui.app import is_loopback
+
+    if not is_loopback(host) and not token:
+        token = secrets.token_urlsafe(24)
+    shown = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    click.echo(f"Sluice UI on {shown}  (Ctrl-C stops it)")
+    try:
+        serve_ui(store, artifact_root=artifacts, host=host, port=port, token=token)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ COMPONENTS: dict[str, str] = {
     "Trainer": "sluice.components.trainer:Trainer",
     "Evaluator": "sluice.components.evaluator:Evaluator",
     "Pusher": "sluice.components.pusher:Pusher",
+    "BulkInferrer": "sluice.components.bulk_inferrer:BulkInferrer",
 }
 
 

@@ -130,34 +130,96 @@ class Servable:
             return {"class_id": scores.argmax(axis=1), "probabilities": scores}
         return {"value": scores}
 
-    def rows_to_table(self, rows: list[Any]) -> pa.Table:
-        """Validate JSON rows against the signature and build an Arrow table of raw features."""
+    def rows_to_table(self, rows: list[Any], where: str = "instances") -> pa.Table:
+        """Validate JSON rows against the signature and build an Arrow table of raw features.
+
+        ``where`` names the request field in error messages (``instances[3].I1: ...``).
+        """
+        return self.table_of(self.check_rows(rows, where))
+
+    def check_rows(self, rows: list[Any], where: str = "instances") -> dict[str, list[Any]]:
+        """Validate JSON rows; returns the checked values as one list per input feature.
+
+        Example::
+
+            servable.check_rows([{"I1": 2, "C1": "a"}])   # {"I1": [2.0], "C1": ["a"], "I2": [None], ...}
+        """
         if not isinstance(rows, list) or not rows:
-            raise InvalidRequest("'instances' must be a non-empty list of objects")
-        columns: dict[str, list[Any]] = {name: [] for name in self.signature.inputs}
+            raise InvalidRequest(f"'{where}' must be a non-empty list of objects")
+        inputs = self.signature.inputs
+        families = {name: spec["type"] for name, spec in inputs.items()}
+        required = [name for name, spec in inputs.items() if spec.get("required", False)]
+        columns: dict[str, list[Any]] = {name: [] for name in inputs}
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
-                raise InvalidRequest(f"instances[{i}] must be an object of feature values, "
+                raise InvalidRequest(f"{where}[{i}] must be an object of feature values, "
                                      f"got {type(row).__name__}")
-            unknown = [k for k in row if k not in columns]
-            if unknown:
-                raise InvalidRequest(f"instances[{i}].{unknown[0]}: unknown feature; expected features: "
-                                     f"{', '.join(columns)}")
+            for name in row:
+                if name not in families:
+                    raise InvalidRequest(f"{where}[{i}].{name}: unknown feature; expected features: "
+                                         f"{', '.join(columns)}")
             # Values given are checked before absent ones, so a mistyped field is named first.
+            checked = {}
             for name, value in row.items():
-                _check_value(value, self.signature.inputs[name]["type"], f"instances[{i}].{name}")
-            for name, spec in self.signature.inputs.items():
-                value = row.get(name)
-                if value is None and spec.get("required", False):
-                    raise InvalidRequest(f"instances[{i}].{name}: required feature is missing "
-                                         f"(expected a {spec['type']})")
-                columns[name].append(_check_value(value, spec["type"], f"instances[{i}].{name}"))
+                family = families[name]
+                if value is not None:
+                    try:
+                        checked[name] = _check(value, family)
+                    except _BadValue as exc:
+                        raise InvalidRequest(f"{where}[{i}].{name}: {exc}") from None
+            for name in required:
+                if checked.get(name) is None:
+                    raise InvalidRequest(f"{where}[{i}].{name}: required feature is missing "
+                                         f"(expected a {families[name]})")
+            for name, values in columns.items():
+                values.append(checked.get(name))
+        return columns
+
+    def columns_to_table(self, columns: Any, where: str = "inputs") -> pa.Table:
+        """Validate columnar JSON (``{feature: [value per row]}``) and build an Arrow table.
+
+        Example::
+
+            servable.columns_to_table({"I1": [2.0, 3.0], "C1": ["a", "b"]})   # 2 rows
+        """
+        return self.table_of(self.check_columns(columns, where))
+
+    def check_columns(self, columns: Any, where: str = "inputs") -> dict[str, list[Any]]:
+        """Validate columnar JSON; returns the checked values as one list per input feature."""
+        if not isinstance(columns, dict) or not columns:
+            raise InvalidRequest(f"'{where}' must be a non-empty object of feature name -> list of values")
+        inputs = self.signature.inputs
+        rows = None
+        for name, values in columns.items():
+            if name not in inputs:
+                raise InvalidRequest(f"{where}.{name}: unknown feature; expected features: {', '.join(inputs)}")
+            if not isinstance(values, list):
+                raise InvalidRequest(f"{where}.{name}: expected a list of values (one per row), got {_show(values)}")
+            if rows is None:
+                rows = len(values)
+            elif len(values) != rows:
+                raise InvalidRequest(f"{where}.{name}: {len(values)} values, expected {rows} "
+                                     "(every feature needs one value per row)")
+        if not rows:
+            raise InvalidRequest(f"'{where}' must hold at least one row")
+        out: dict[str, list[Any]] = {}
+        for name, values in columns.items():
+            out[name] = [_check_value(v, inputs[name]["type"], f"{where}.{name}[{i}]") for i, v in enumerate(values)]
+        for name, spec in inputs.items():
+            values = out.setdefault(name, [None] * rows)
+            if spec.get("required", False) and None in values:
+                i = values.index(None)
+                where_missing = f"{where}.{name}[{i}]" if name in columns else f"{where}.{name}"
+                raise InvalidRequest(f"{where_missing}: required feature is missing (expected a {spec['type']})")
+        return {name: out[name] for name in inputs}
+
+    def table_of(self, columns: dict[str, list[Any]]) -> pa.Table:
+        """Checked values (one list per input feature, as ``check_rows`` returns) as an Arrow table."""
         return pa.table({name: pa.array(values, type=_ARROW_TYPES[self.signature.inputs[name]["type"]])
                          for name, values in columns.items()})
 
-    def predict_rows(self, rows: list[Any]) -> list[dict[str, Any]]:
-        """Predict JSON rows; one dict per row, shaped for TF Serving's ``predictions``."""
-        out = self.predict(self.rows_to_table(rows))
+    def format_rows(self, out: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Prediction arrays -> one JSON object per row (TF Serving's ``predictions``)."""
         if self.signature.task == "binary":
             return [{"probability": float(p)} for p in out["probability"]]
         if self.signature.task == "multiclass":
@@ -167,29 +229,54 @@ class Servable:
                     for c, probs in zip(out["class_id"], out["probabilities"])]
         return [{"value": float(v)} for v in out["value"]]
 
+    def predict_rows(self, rows: list[Any]) -> list[dict[str, Any]]:
+        """Predict JSON rows; one dict per row, shaped for TF Serving's ``predictions``."""
+        return self.format_rows(self.predict(self.rows_to_table(rows)))
+
+
+class _BadValue(Exception):
+    """A value that does not fit its feature type; the message lacks the location."""
+
 
 def _check_value(value: Any, family: str, where: str) -> Any:
     if value is None:
         return None
+    try:
+        return _check(value, family)
+    except _BadValue as exc:
+        raise InvalidRequest(f"{where}: {exc}") from None
+
+
+def _check(value: Any, family: str) -> Any:
+    """``value`` converted to the feature's family (float, int, bool, string), or :class:`_BadValue`."""
+    kind = type(value)
     if family == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidRequest(f"{where}: expected a number, got {_show(value)}")
+        if kind is float:
+            if math.isfinite(value):
+                return value
+            raise _BadValue(f"expected a finite number, got {_show(value)}")
+        if kind is bool or not isinstance(value, (int, float)):
+            raise _BadValue(f"expected a number, got {_show(value)}")
         number = _finite_float(value)
         if number is None:
-            raise InvalidRequest(f"{where}: expected a finite number, got {_show(value)}")
+            raise _BadValue(f"expected a finite number, got {_show(value)}")
         return number
+    if family == "string":
+        if kind is str:
+            return value
+        if not isinstance(value, (str, int, float)) or kind is bool:
+            raise _BadValue(f"expected a string, got {_show(value)}")
+        return str(value)
     if family == "int":
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or _finite_float(value) is None
+        if (kind is bool or not isinstance(value, (int, float)) or _finite_float(value) is None
                 or float(value) != int(value) or not _INT64_MIN <= int(value) <= _INT64_MAX):
-            raise InvalidRequest(f"{where}: expected an integer, got {_show(value)}")
+            raise _BadValue(f"expected an integer, got {_show(value)}")
         return int(value)
     if family == "bool":
-        if not isinstance(value, bool):
-            raise InvalidRequest(f"{where}: expected true or false, got {_show(value)}")
+        if kind is not bool:
+            raise _BadValue(f"expected true or false, got {_show(value)}")
         return value
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise InvalidRequest(f"{where}: expected a string, got {_show(value)}")
-    return str(value)
+    raise _BadValue(f"unknown feature type {family!r}")
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

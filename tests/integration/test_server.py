@@ -179,17 +179,16 @@ def test_metadata_is_the_pushed_signature(client, built):
 
 
 def test_health_endpoints(client):
-    for path in ("/healthz", "/v2/health/live", "/v2/health/ready"):
-        response = client.get(path)
-        assert response.status_code == 200, path
-        assert response.json() == {"status": "ok", "models": {"ctr": 1}}
+    assert client.get("/healthz").json() == {"status": "ok", "models": {"ctr": 1}}
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
 
 
 def test_unknown_model_version_and_verb_are_404(client, rows):
     assert error_of(client.get("/v1/models/nope"), 404) == "model 'nope' not found; serving: ctr"
     assert error_of(predict(client, {"instances": rows[:1]}, "/v1/models/nope:predict"), 404) == \
         "model 'nope' not found; serving: ctr"
-    not_loaded = "model 'ctr' version 7 is not loaded (loaded version: 1)"
+    not_loaded = "model 'ctr' version 7 is not loaded (loaded versions: 1)"
     assert error_of(client.get("/v1/models/ctr/versions/7"), 404) == not_loaded
     assert error_of(client.get("/v1/models/ctr/versions/7/metadata"), 404) == not_loaded
     assert error_of(predict(client, {"instances": rows[:1]}, "/v1/models/ctr/versions/7:predict"), 404) == \
@@ -279,8 +278,10 @@ def test_body_must_be_a_json_object_with_instances(client, rows):
     assert error_of(predict(client, b""), 400).startswith("request body is not valid JSON: Expecting value")
     assert error_of(predict(client, b"\xff\xfe{"), 400).startswith("request body is not valid JSON: ")
     assert error_of(predict(client, b'{"instances": [1'), 400).startswith("request body is not valid JSON: ")
-    expected = "request body must be a JSON object with an 'instances' list"
-    assert error_of(predict(client, {"inputs": rows[:1]}), 400) == expected
+    expected = "request body must be a JSON object with 'instances' (row format) or 'inputs' (columnar format)"
+    assert error_of(predict(client, {"rows": rows[:1]}), 400) == expected
+    assert error_of(predict(client, {"instances": rows[:1], "inputs": rows[:1]}), 400) == \
+        "send either 'instances' (row format) or 'inputs' (columnar format), not both"
     assert error_of(predict(client, [rows[0]]), 400) == expected
     assert error_of(predict(client, b'"instances"'), 400) == expected
 
@@ -431,7 +432,7 @@ def test_new_version_pushed_while_serving_is_picked_up(built, rows, tmp_path):
         assert server.client.get("/healthz").json() == {"status": "ok", "models": {"ctr": 2}}
         # Only the newest version is loaded.
         assert error_of(server.client.get("/v1/models/ctr/versions/1"), 404) == \
-            "model 'ctr' version 1 is not loaded (loaded version: 2)"
+            "model 'ctr' version 1 is not loaded (loaded versions: 2)"
         after = predict(server.client, {"instances": rows[:3]}, "/v1/models/ctr/versions/2:predict").json()
         assert after["model_version"] == "2"
         assert [p["probability"] for p in after["predictions"]] == \
@@ -441,8 +442,11 @@ def test_new_version_pushed_while_serving_is_picked_up(built, rows, tmp_path):
         broken = serving / "ctr" / "3"
         broken.mkdir()
         shutil.copy(v1 / "signature.json", broken / "signature.json")
-        wait_for(lambda: "reloading" in server.log(), "the failed reload reported")
-        assert "still serving the loaded versions" in server.log()
+        wait_for(lambda: "loading ctr version 3 failed" in server.log(), "the failed load reported")
+        assert "still serving the loaded versions (2)" in server.log()
+        status = server.client.get("/v1/models/ctr").json()["model_version_status"]
+        assert [(s["version"], s["state"]) for s in status] == [("3", "END"), ("2", "AVAILABLE")]
+        assert status[0]["status"]["error_code"] == "UNKNOWN" and status[0]["status"]["error_message"]
         assert server.client.get("/healthz").json() == {"status": "ok", "models": {"ctr": 2}}
         assert predict(server.client, {"instances": rows[:1]}).status_code == 200
     finally:
