@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/sluice demo --rows $(ROWS)
 
 test: $(STAMP)
+	@bash .ci/chromium.sh >/dev/null 2>&1 || echo "Debian's chromium is not installed (needs root): the web UI's browser tests will skip"
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 bench: $(STAMP)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sluice.evaluate.result import EvalResult
-from sluice.stats._display import fmt, html_table
+from sluice.stats._display import fmt
 from sluice.stats._files import read_json, write_json
 
 FORMAT = "sluice.blessing/1"
@@ -169,11 +169,10 @@ class Blessing:
         return cls.from_dict(read_json(path, FILE_NAME))
 
     def _repr_html_(self) -> str:
-        metrics = sorted(set(self.candidate_metrics) | set(self.baseline_metrics or {}))
-        rows = [[m, self.candidate_metrics.get(m), (self.baseline_metrics or {}).get(m),
-                 "; ".join(c.text for c in self.checks if c.metric == m)] for m in metrics]
-        return (html_table(["reason"], [[r] for r in self.reasons], caption=self.one_line())
-                + html_table(["metric", "candidate", "baseline", "checks"], rows))
+        """Rich display in Jupyter: the same decision panel the web UI shows (``sluice.render``)."""
+        from sluice.render import blessing_html
+
+        return blessing_html(self)
 
 
 def _signed(x: float) -> str:

@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sluice.stats._display import html_table
 from sluice.stats._files import read_json, write_json
 
 FORMAT = "sluice.evaluation/1"
@@ -114,13 +113,7 @@ class EvalResult:
         return cls.from_dict(read_json(path, FILE_NAME))
 
     def _repr_html_(self) -> str:
-        names = list(self.metrics)
-        rows = [["(all)", ""] + [self.metrics[n] for n in names]]
-        rows += [[s.feature, s.value] + [s.metrics.get(n) for n in names] for s in self.slices]
-        caption = f"{self.task} evaluation{f' of {self.model}' if self.model else ''}"
-        out = html_table(["slice", "value"] + names, rows, caption=caption)
-        if self.calibration:
-            out += html_table(["bucket", "count", "mean prediction", "mean label"],
-                              [[f"[{b.lower:.1f}, {b.upper:.1f})", b.count, b.mean_prediction, b.mean_label]
-                               for b in self.calibration], caption="calibration")
-        return out
+        """Rich display in Jupyter: the same tables the web UI shows (``sluice.render``)."""
+        from sluice.render import evaluation_html
+
+        return evaluation_html(self)

@@ -24,7 +24,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sluice.stats._display import html_table
 from sluice.stats._files import read_json, write_json
 
 Severity = Literal["error", "warning"]
@@ -155,19 +154,7 @@ class Anomalies:
         return cls.from_dict(read_json(path, FILE_NAME))
 
     def _repr_html_(self) -> str:
-        rows = [[a.severity, a.split or "", a.feature or "", a.kind, a.expected, a.seen] for a in self]
-        html = html_table(["severity", "split", "feature", "kind", "expected", "seen"], rows,
-                          caption=self.summary().splitlines()[0])
-        moved = [a for a in self if a.distance is not None]
-        if moved:  # drift and skew read best as numbers side by side
-            html += html_table(
-                ["severity", "kind", "feature", "metric", "distance", "threshold", "reference", "compared",
-                 "value moved most", "share before", "share after"],
-                [[a.severity, a.kind, a.feature, a.metric, a.distance, a.threshold, a.reference, a.compared,
-                  a.moved_value, _pct(a.reference_share), _pct(a.compared_share)] for a in moved],
-                caption="distribution changes (drift: previous span -> this one; skew: training -> serving)")
-        return html
+        """Rich display in Jupyter: the same table the web UI shows (``sluice.render``)."""
+        from sluice.render import anomalies_html
 
-
-def _pct(share: float | None) -> str | None:
-    return None if share is None else f"{share:.2%}"
+        return anomalies_html(self)

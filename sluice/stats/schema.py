@@ -43,7 +43,6 @@ from typing import Any
 
 import yaml
 
-from sluice.stats._display import html_table
 from sluice.stats._files import read_text, write_text
 from sluice.stats.statistics import DatasetStatistics
 
@@ -181,11 +180,10 @@ class Schema:
             raise ValueError(f"invalid schema {os.fspath(path)!r}: {e}") from None
 
     def _repr_html_(self) -> str:
-        rows = [[f.name, f.type, f.required, f.min_fraction, f.allow_missing, f.strict,
-                 "" if f.min is None and f.max is None else f"[{f.min}, {f.max}]",
-                 "" if f.domain is None else _short(f.domain), f.drift_threshold, f.skew_threshold] for f in self]
-        return html_table(["feature", "type", "required", "min_fraction", "allow_missing", "strict", "range",
-                           "domain", "drift", "skew"], rows, caption=f"schema: {len(self.features)} features")
+        """Rich display in Jupyter: the same table the web UI shows (``sluice.render``)."""
+        from sluice.render import schema_html
+
+        return schema_html(self)
 
 
 def _threshold(feature: str, key: str, value: Any) -> float | None:
@@ -202,10 +200,6 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_representer(list, lambda d, v: d.represent_sequence("tag:yaml.org,2002:seq", v, flow_style=True))
-
-
-def _short(values: list[str], n: int = 8) -> str:
-    return ", ".join(values[:n]) + (f", ... ({len(values)} values)" if len(values) > n else "")
 
 
 def infer_schema(stats: DatasetStatistics, *, max_domain_size: int = 100, drift_threshold: float | None = None,

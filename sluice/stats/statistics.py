@@ -42,7 +42,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from sluice.stats._display import html_table
 from sluice.stats._files import read_json, write_json
 
 FeatureType = Literal["int", "float", "string", "bool", "other"]
@@ -202,22 +201,10 @@ class DatasetStatistics:
         return cls.from_dict(read_json(path, FILE_NAME))
 
     def _repr_html_(self) -> str:
-        rows = []
-        for f in self:
-            n, s = f.numeric, f.string
-            if n is not None:
-                detail = f"min {n.min} max {n.max} zeros {n.zeros}"
-                detail += f" non-finite {n.non_finite}" if n.non_finite else ""
-                rows.append([f.name, f.type, f.count, f.missing, n.mean, n.std, n.median, detail])
-            elif s is not None:
-                top = ", ".join(f"{v.value!r}:{v.count}" for v in s.top_values[:3])
-                rows.append([f.name, f.type, f.count, f.missing, None, None, None,
-                             f"distinct {s.distinct} empty {s.empty} top {top}"])
-            else:
-                rows.append([f.name, f.type, f.count, f.missing, None, None, None, ""])
-        caption = f"statistics{f' [{self.split}]' if self.split else ''}: {self.num_rows} rows"
-        return html_table(["feature", "type", "count", "missing", "mean", "std", "median", "details"], rows,
-                          caption=caption)
+        """Rich display in Jupyter: the same table the web UI shows (``sluice.render``)."""
+        from sluice.render import statistics_html
+
+        return statistics_html(self)
 
 
 def save_splits(stats: Mapping[str, DatasetStatistics], directory: str | os.PathLike[str]) -> list[str]:

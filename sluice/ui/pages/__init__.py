@@ -1,0 +1,1 @@
+"""Page handlers of the web UI, one module per area: runs, artifacts, training, lineage, models."""
