@@ -116,7 +116,10 @@ def make_peer(name: str, files: list[str], rows: int, work: str, summary: bool) 
         return Peer(files, rows, work, "local")
     if name == "sluice-spark":
         from benchmarks.peers.sluice_peer import Peer
-        return Peer(files, rows, work, "spark", master="local[2]")
+        # The same memory and scratch space as the hand-written PySpark peer (local mode: the driver
+        # is the executor; Spark's default 1g heap spills and collects garbage at 10M rows).
+        return Peer(files, rows, work, "spark", master="local[2]",
+                    conf={"spark.driver.memory": "6g", "spark.local.dir": work})
     if name == "pyspark":
         from benchmarks.peers.pyspark_peer import Peer
         return Peer(files, rows, work, summary=summary)
