@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +18,8 @@ from sluice.io import split_files
 
 
 class Trainer(Component):
-    """Train a built-in model (``logistic_regression``, ``mlp``, ``wide_and_deep``) or your own.
+    """Train a built-in model (``logistic_regression``, ``mlp``, ``wide_and_deep``, ``deepfm``,
+    ``dcn_v2``) or your own.
 
     Example::
 
@@ -24,8 +30,20 @@ class Trainer(Component):
 
     ``model`` may also be a factory ``fn(features, task, num_classes) -> nn.Module``
     whose ``forward(dense, sparse)`` returns logits. Embedding sizes come from the
-    transform's vocabularies; per-epoch loss and metrics go to the metadata store.
+    transform's vocabularies; per-epoch loss and metrics (with ``samples_per_sec`` and
+    ``data_wait_fraction``) go to the metadata store.
+
+    ``workers=N`` trains in N local processes with DistributedDataParallel (``batch_size`` is
+    per worker). Checkpoints go to ``.checkpoints/`` beside the artifact store's staging area,
+    keyed by the step's parameters and inputs, at every epoch end and every
+    ``checkpoint_every_steps`` steps / ``checkpoint_every_seconds``: a re-run after a crash
+    resumes from them, and a killed worker restarts the group (at most ``max_restarts`` times;
+    the count is logged as the ``restarts`` metric). They are deleted once the model is saved.
+    ``grad_clip``, ``grad_accumulation``, ``lr_schedule`` (constant/cosine/step), ``warmup_steps``
+    and ``precision`` (``bf16`` on CUDA) are :class:`sluice.train.TrainConfig`'s.
     """
+
+    VERSION = "2"  # 2: workers (DDP), checkpoints/restarts, throughput metrics
 
     INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph)}
     OUTPUTS = {"model": Model}
@@ -35,15 +53,21 @@ class Trainer(Component):
                  hparams: Mapping[str, Any] | None = None, epochs: int = 3, batch_size: int = 4096,
                  learning_rate: float = 1e-3, optimizer: str = "adam", weight_decay: float = 0.0,
                  early_stopping_patience: int | None = None, shuffle_buffer: int = 100_000, seed: int = 0,
-                 train_split: str = "train", eval_split: str = "eval", name: str | None = None,
-                 cache: bool = True) -> None:
+                 train_split: str = "train", eval_split: str = "eval", workers: int = 1,
+                 checkpoint_every_steps: int | None = None, checkpoint_every_seconds: float | None = 300.0,
+                 max_restarts: int = 3, grad_clip: float | None = None, grad_accumulation: int = 1,
+                 lr_schedule: str = "constant", warmup_steps: int = 0, precision: str = "fp32",
+                 name: str | None = None, cache: bool = True) -> None:
         if task not in ("binary", "multiclass", "regression"):
             raise ValueError(f"Trainer task must be 'binary', 'multiclass' or 'regression', got {task!r}")
         params = {"label": label, "task": task, "model": model, "hparams": dict(hparams or {}), "epochs": epochs,
                   "batch_size": batch_size, "learning_rate": learning_rate, "optimizer": optimizer,
                   "weight_decay": weight_decay, "early_stopping_patience": early_stopping_patience,
                   "shuffle_buffer": shuffle_buffer, "seed": seed, "train_split": train_split,
-                  "eval_split": eval_split}
+                  "eval_split": eval_split, "workers": workers, "checkpoint_every_steps": checkpoint_every_steps,
+                  "checkpoint_every_seconds": checkpoint_every_seconds, "max_restarts": max_restarts,
+                  "grad_clip": grad_clip, "grad_accumulation": grad_accumulation, "lr_schedule": lr_schedule,
+                  "warmup_steps": warmup_steps, "precision": precision}
         super().__init__(name=name, inputs={"examples": examples, "transform_graph": transform_graph},
                          params=params, cache=cache)
 
@@ -63,7 +87,14 @@ class Trainer(Component):
         examples = ctx.inputs["examples"].path
         config = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
                              optimizer=p["optimizer"], weight_decay=p["weight_decay"], seed=p["seed"],
-                             shuffle_buffer=p["shuffle_buffer"], early_stopping_patience=p["early_stopping_patience"])
+                             shuffle_buffer=p["shuffle_buffer"], early_stopping_patience=p["early_stopping_patience"],
+                             workers=p.get("workers", 1), checkpoint_dir=_checkpoint_dir(ctx),
+                             checkpoint_every_steps=p.get("checkpoint_every_steps"),
+                             checkpoint_every_seconds=p.get("checkpoint_every_seconds"),
+                             max_restarts=p.get("max_restarts", 3), grad_clip=p.get("grad_clip"),
+                             grad_accumulation=p.get("grad_accumulation", 1),
+                             lr_schedule=p.get("lr_schedule", "constant"), warmup_steps=p.get("warmup_steps", 0),
+                             precision=p.get("precision", "fp32"))
         model = build_model(p["model"], features, p["task"], num_classes, seed=p["seed"], **p["hparams"])
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -74,12 +105,29 @@ class Trainer(Component):
 
         result = fit(model, split_files(examples, p["train_split"]), split_files(examples, p["eval_split"]),
                      features, p["label"], p["task"], config, on_epoch=on_epoch)
+        ctx.log_metric("restarts", result.restarts, max(0, result.epochs_run - 1))
+        if result.restarts:
+            ctx.log.warning("training restarted %d time(s) after a worker died", result.restarts)
         out = ctx.outputs["model"]
         save_model(model, out.path, {"features": features, "task": p["task"], "num_classes": num_classes,
                                      "label": p["label"], "classes": classes})
         best = {k: round(float(v), 6) for k, v in result.best_metrics.items()}
         metric = next((k for k in ("eval_auc", "eval_accuracy", "eval_rmse") if k in best), "eval_loss")
         out.properties.update({"task": p["task"], "best_epoch": result.best_epoch, "metrics": best,
-                               "seconds": round(result.seconds, 2),
+                               "seconds": round(result.seconds, 2), "workers": config.workers,
+                               "restarts": result.restarts,
                                "summary": f"{metric}={best.get(metric, float('nan')):.4f} "
                                           f"after {result.epochs_run} epoch(s)"})
+        shutil.rmtree(config.checkpoint_dir, ignore_errors=True)  # the model is saved: no longer needed
+
+
+def _checkpoint_dir(ctx: StepContext) -> str:
+    """Where this step's checkpoints live: keyed by pipeline, step, parameters and input
+    fingerprints, so a re-run of the same step finds them and any other step does not."""
+    key = hashlib.sha256(json.dumps({
+        "params": ctx.params, "inputs": {k: (a.fingerprint if a is not None else None) for k, a in ctx.inputs.items()},
+    }, sort_keys=True, default=lambda o: getattr(o, "__qualname__", None) or repr(o)).encode()).hexdigest()[:24]
+    staging = os.path.dirname(ctx.outputs["model"].path)
+    root = os.path.dirname(staging) if os.path.basename(staging) == ".staging" else os.path.join(
+        tempfile.gettempdir(), "sluice")
+    return os.path.join(root, ".checkpoints", ctx.pipeline, ctx.step, key)

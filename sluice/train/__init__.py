@@ -1,7 +1,8 @@
 """Training: Parquet shards -> PyTorch batches -> a trained, saved model.
 
 Submodules, one idea each: ``loader`` (ParquetBatchLoader), ``models`` (built-ins, registry),
-``loop`` (fit), ``metrics`` (exact AUC ...), ``export`` (save/load), ``predict``.
+``interactions`` (DeepFM, DCN-v2), ``loop`` (fit), ``distributed`` (DDP worker processes),
+``checkpoint`` (atomic checkpoints), ``metrics`` (exact AUC ...), ``export`` (save/load), ``predict``.
 Names are resolved lazily so ``import sluice.train`` does not import torch (the CLI starts fast).
 
 Example::
@@ -28,6 +29,9 @@ _EXPORTS = {
     "LogisticRegression": "models",
     "MLP": "models",
     "WideAndDeep": "models",
+    "DeepFM": "interactions",
+    "DCNv2": "interactions",
+    "WorkerError": "distributed",
     "build_model": "models",
     "default_embedding_dim": "models",
     "TrainConfig": "loop",
@@ -51,6 +55,8 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from sluice.train.export import ExportedModel, ModelExportError, load_model, read_model_spec, save_model
+    from sluice.train.distributed import WorkerError
+    from sluice.train.interactions import DCNv2, DeepFM
     from sluice.train.loader import Batch, ParquetBatchLoader, RowGroup, feature_arrays, label_dtype_for
     from sluice.train.loop import TrainConfig, TrainResult, evaluate, fit, loss_function, train_epoch
     from sluice.train.metrics import accuracy, auc, rmse

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
@@ -54,11 +55,15 @@ class Batch:
 
 @dataclass(frozen=True)
 class RowGroup:
-    """One row group of one Parquet file: the loader's unit of work and of sharding."""
+    """One row group of one Parquet file: the loader's unit of work and of sharding.
+
+    ``start`` (offset in the row group) is set when the unit is a slice of a row group:
+    ``num_rows`` rows from ``start`` (see ``ParquetBatchLoader``'s sharding note)."""
 
     path: str
     index: int
     num_rows: int
+    start: int | None = None
 
 
 def label_dtype_for(task: str) -> str:
@@ -85,7 +90,10 @@ class ParquetBatchLoader:
       and ``prefetch`` batches are held, whatever the data size.
     - ``rank`` / ``world_size``: this process reads row groups ``rank, rank + world_size, ...`` of
       the epoch's order, so ranks together cover every row group once. Ranks may get different
-      row counts when row groups differ in size (a DDP caller must even them out).
+      row counts when row groups differ in size (a DDP caller must even them out). With fewer
+      than ``4 * world_size`` row groups that would be too uneven (one row group and two ranks
+      leaves a rank idle), so each rank instead takes its ``1/world_size`` slice of every row
+      group: balanced to a row, at the price of every rank decoding every row group.
     - ``num_workers``: threads reading row groups ahead (pyarrow releases the GIL while decoding).
     - ``prefetch``: batches a background thread keeps ready; 0 iterates in the caller's thread.
     - Iterating without :meth:`set_epoch` advances the epoch by one each time, so a forgotten
@@ -134,6 +142,7 @@ class ParquetBatchLoader:
         self._categorical = [(f.name, int(f.cardinality or 0)) for f in self.features if f.kind == "categorical"]
         self._columns = self._numeric + [n for n, _ in self._categorical] + ([label] if label else [])
         self._epoch = 0
+        self._spare: np.ndarray | None = None  # the shuffle buffer, kept between epochs
         self._metadata: dict[str, pq.FileMetaData] = {}
         self._fs: dict[str, tuple[pafs.FileSystem, str]] = {}
         self._row_groups = self._scan(files)
@@ -166,11 +175,35 @@ class ParquetBatchLoader:
         The order is the same on every rank (it depends only on seed and epoch), so slicing it
         by rank partitions the row groups without overlap.
         """
+        return self._shard_of(epoch, self.rank)
+
+    def rows_per_rank(self, epoch: int) -> list[int]:
+        """Rows each rank reads in ``epoch`` (index = rank): what a DDP caller needs to even out steps."""
+        return [sum(u.num_rows for u in self._shard_of(epoch, r)) for r in range(self.world_size)]
+
+    @property
+    def slices_row_groups(self) -> bool:
+        """Whether ranks share each row group by slices (too few row groups to deal them out)."""
+        return self.world_size > 1 and len(self._row_groups) < 4 * self.world_size
+
+    def _shard_of(self, epoch: int, rank: int) -> list[RowGroup]:
+        units = self.shard_order(epoch)
+        if not self.slices_row_groups:
+            return units[rank :: self.world_size]
+        out = []
+        for u in units:
+            lo, hi = (u.num_rows * rank) // self.world_size, (u.num_rows * (rank + 1)) // self.world_size
+            if hi > lo:
+                out.append(RowGroup(u.path, u.index, hi - lo, lo))
+        return out
+
+    def shard_order(self, epoch: int) -> list[RowGroup]:
+        """All row groups in ``epoch``'s reading order, before slicing by rank."""
         units = self._row_groups
         if self.shuffle:
             order = np.random.default_rng([self.seed, epoch]).permutation(len(units))
             units = [units[i] for i in order]
-        return units[self.rank :: self.world_size]
+        return units
 
     @property
     def num_rows(self) -> int:
@@ -232,42 +265,51 @@ class ParquetBatchLoader:
             thread.join()
 
     def _batches(self, epoch: int) -> Iterator[Batch]:
-        with contextlib.closing(self._chunks(self.shard(epoch))) as chunks:
-            if self.shuffle:
+        layout = _Records(len(self._numeric), len(self._categorical), self.label is not None, self.label_dtype,
+                          max((c for _, c in self._categorical), default=0)) if self.shuffle else None
+        with contextlib.closing(self._chunks(self.shard(epoch), layout)) as chunks:
+            if layout is not None:
                 rng = np.random.default_rng([self.seed, epoch, self.rank, 1])
-                yield from self._shuffled(chunks, rng)
+                yield from self._shuffled(chunks, rng, layout)
             else:
                 yield from self._sequential(chunks)
 
-    def _chunks(self, units: list[RowGroup]) -> Iterator[_Chunk]:
-        """Read row groups in worker threads, ``num_workers + 1`` ahead, yielding in order."""
+    def _chunks(self, units: list[RowGroup], layout: _Records | None = None) -> Iterator:
+        """Read row groups in worker threads, ``num_workers + 1`` ahead, yielding in order
+        (as shuffle-buffer records when ``layout`` is given: built in the reader thread too)."""
+        read = self._read if layout is None else (lambda u: self._read(u, layout))
         with ThreadPoolExecutor(self.num_workers, thread_name_prefix="sluice-read") as pool:
             pending: deque = deque()
             it = iter(units)
             try:
                 for u in it:
-                    pending.append(pool.submit(self._read, u))
+                    pending.append(pool.submit(read, u))
                     if len(pending) > self.num_workers:
                         break
                 while pending:
                     chunk = pending.popleft().result()
                     nxt = next(it, None)
                     if nxt is not None:
-                        pending.append(pool.submit(self._read, nxt))
+                        pending.append(pool.submit(read, nxt))
                     yield chunk
             finally:
                 for f in pending:
                     f.cancel()
 
-    def _read(self, unit: RowGroup) -> _Chunk:
-        """One row group -> column-stacked numpy matrices (the only copy is the stacking)."""
+    def _read(self, unit: RowGroup, layout: _Records | None = None):
+        """One row group -> column-stacked numpy matrices (the only copy is the stacking), or,
+        with ``layout``, straight into shuffle-buffer records (again one copy)."""
         fs, inner = self._fs[unit.path]
         with fs.open_input_file(inner) as fh:
             table = pq.ParquetFile(fh, metadata=self._metadata[unit.path]).read_row_group(
                 # One reader thread lets pyarrow decode columns in parallel; several already do.
                 unit.index, columns=self._columns, use_threads=self.num_workers == 1
             )
+        if unit.start is not None:
+            table = table.slice(unit.start, unit.num_rows)
         where = f"{unit.path} row group {unit.index}"
+        if layout is not None:
+            return layout.from_table(table, self._numeric, self._categorical, self.label, where)
         dense, sparse = _stack(table, self._numeric, self._categorical, where)
         # A copy: pyarrow's zero-copy arrays are read-only, and torch wants writable memory.
         label = np.array(_column(table, self.label, where), dtype=self.label_dtype) if self.label else None
@@ -297,43 +339,83 @@ class ParquetBatchLoader:
         if carry is not None and not self.drop_last:
             yield self._emit(*carry)
 
-    def _shuffled(self, chunks: Iterator[_Chunk], rng: np.random.Generator) -> Iterator[Batch]:
+    def _shuffled(self, chunks: Iterator[np.ndarray], rng: np.random.Generator, layout: _Records) -> Iterator[Batch]:
         """Shuffle buffer: fill to capacity, then draw each batch uniformly from the buffer.
 
-        Drawn slots are refilled by moving the buffer's tail into them, so a draw costs
-        O(batch) rather than O(buffer). At the end the rest is permuted and drained.
+        The buffer holds rows as :class:`_Records` (one gather per draw, 4-byte words). The slots
+        a draw frees are refilled with the next incoming rows, written straight into them, so a
+        draw costs O(batch), not O(buffer). At the end the rest is permuted and drained.
         """
         cap, bs = self.shuffle_buffer, self.batch_size
-        has_label = self.label is not None
-        bufs = [
-            np.empty((cap, len(self._numeric)), np.float32),
-            np.empty((cap, len(self._categorical)), np.int64),
-            np.empty(cap, self.label_dtype) if has_label else None,
-        ]
-        n = 0
-        for chunk in chunks:
-            m, off = len(chunk[0]), 0
+        # Reuse the last epoch's buffer (fresh pages cost a page fault each); a concurrent
+        # iteration finds none and allocates its own.
+        buf, self._spare = self._spare, None
+        if buf is None or buf.shape != (cap, layout.width) or buf.dtype != layout.word:
+            buf = np.empty((cap, layout.width), layout.word)
+        n = 0  # rows in the buffer during the first, contiguous fill
+        free: np.ndarray | None = None  # slots emptied by the last draw, not yet refilled
+        for rec in chunks:
+            m, off = len(rec), 0
             while off < m:
-                t = min(cap - n, m - off)
-                for buf, a in zip(bufs, chunk):
-                    if buf is not None:
-                        buf[n : n + t] = a[off : off + t]
-                n, off = n + t, off + t
-                if n == cap:
-                    idx = rng.choice(n, bs, replace=False)
-                    yield self._emit(*(None if b is None else np.take(b, idx, axis=0) for b in bufs))
-                    tail = n - bs
-                    holes = idx[idx < tail]
-                    movers = np.setdiff1d(np.arange(tail, n), idx[idx >= tail], assume_unique=True)
-                    for buf in bufs:
-                        if buf is not None:
-                            buf[holes] = np.take(buf, movers, axis=0)  # take: ~3x faster than fancy indexing
-                    n = tail
-        order = rng.permutation(n)
-        stop = n - n % bs if self.drop_last else n
+                if free is None:
+                    t = min(cap - n, m - off)
+                    buf[n : n + t] = rec[off : off + t]
+                    n += t
+                    full = n == cap
+                else:
+                    t = min(len(free), m - off)
+                    slots, free = free[:t], free[t:]
+                    buf[slots] = rec[off : off + t]
+                    full = not len(free)
+                off += t
+                if full:
+                    idx = rng.choice(cap, bs, replace=False)
+                    yield self._emit(*layout.split(np.take(buf, idx, axis=0)))
+                    free = np.sort(idx)  # sorted: the refill writes memory in order
+        valid = np.arange(n) if free is None else np.setdiff1d(np.arange(cap), free, assume_unique=True)
+        order = rng.permutation(valid)
+        stop = len(order) - len(order) % bs if self.drop_last else len(order)
         for s in range(0, stop, bs):
-            idx = order[s : s + bs]
-            yield self._emit(*(None if b is None else np.take(b, idx, axis=0) for b in bufs))
+            yield self._emit(*layout.split(np.take(buf, order[s : s + bs], axis=0)))
+        self._spare = buf  # batches are copies (np.take): nothing refers into the buffer
+
+
+class _Records:
+    """Rows as records of 4-byte words for the shuffle buffer: float32 features as their bits,
+    ids and integer labels as int32, so a draw is one gather of whole rows (not three) moving
+    half the bytes of int64 ids. 8-byte words when an id or label needs 64 bits."""
+
+    def __init__(self, n_num: int, n_cat: int, has_label: bool, label_dtype: np.dtype, max_card: int) -> None:
+        self.n_num, self.n_cat, self.has_label, self.label_dtype = n_num, n_cat, has_label, label_dtype
+        self.narrow = max_card < 2**31 and (not has_label or label_dtype.itemsize == 4 or label_dtype == np.int64)
+        self.word = np.int32 if self.narrow else np.int64
+        self.width = n_num + n_cat + int(has_label)
+
+    def _bits(self, a: np.ndarray) -> np.ndarray:
+        return a.view(np.int32) if self.narrow else a.astype(np.float64).view(np.int64)
+
+    def from_table(self, table, numeric: Sequence[str], categorical: Sequence[tuple[str, int]], label: str | None,
+                   where: str) -> np.ndarray:
+        """Records straight from Arrow columns (validated like :func:`_stack`), one copy."""
+        rec = np.empty((table.num_rows, self.width), self.word)
+        for j, name in enumerate(numeric):
+            rec[:, j] = self._bits(np.asarray(_column(table, name, where), dtype=np.float32))
+        for j, ids in enumerate(_checked_ids(table, categorical, where)):
+            rec[:, self.n_num + j] = ids
+        if label is not None:
+            y = np.asarray(_column(table, label, where), dtype=self.label_dtype)
+            rec[:, -1] = self._bits(y) if self.label_dtype == np.float32 else y
+        return rec
+
+    def split(self, rows: np.ndarray) -> _Chunk:
+        def floats(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a).view(np.float32) if self.narrow else a.view(np.float64).astype(np.float32)
+
+        label = None
+        if self.has_label:
+            lab = rows[:, -1]
+            label = floats(lab) if self.label_dtype == np.float32 else lab.astype(self.label_dtype)
+        return floats(rows[:, : self.n_num]), rows[:, self.n_num : self.n_num + self.n_cat].astype(np.int64), label
 
 
 def feature_arrays(table, features: Sequence[FeatureSpec], where: str = "batch") -> tuple[np.ndarray, np.ndarray]:
@@ -356,15 +438,23 @@ def _stack(table, numeric: Sequence[str], categorical: Sequence[tuple[str, int]]
     for j, name in enumerate(numeric):
         dense[:, j] = _column(table, name, where)
     sparse = np.empty((m, len(categorical)), dtype=np.int64)
-    for j, (name, card) in enumerate(categorical):
-        ids = _column(table, name, where)
-        if m and (ids.min() < 0 or ids.max() >= card):
-            raise ValueError(
-                f"{where}: categorical {name!r} has ids in [{ids.min()}, {ids.max()}], "
-                f"outside [0, {card}); the feature spec's cardinality does not match the data"
-            )
+    for j, ids in enumerate(_checked_ids(table, categorical, where)):
         sparse[:, j] = ids
     return dense, sparse
+
+
+def _checked_ids(table, categorical: Sequence[tuple[str, int]], where: str) -> Iterator[np.ndarray]:
+    """Each categorical column's ids, after checking they lie in ``[0, cardinality)``."""
+    for name, card in categorical:
+        ids = _column(table, name, where)
+        if len(ids):
+            lo, hi = pc.min_max(table.column(name)).values()  # one pass, in C
+            if lo.as_py() < 0 or hi.as_py() >= card:
+                raise ValueError(
+                    f"{where}: categorical {name!r} has ids in [{lo.as_py()}, {hi.as_py()}], "
+                    f"outside [0, {card}); the feature spec's cardinality does not match the data"
+                )
+        yield ids
 
 
 def _column(table, name: str, where: str) -> np.ndarray:

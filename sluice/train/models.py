@@ -10,9 +10,23 @@ embedding is ``min(32, max(2, round(6 * cardinality ** 0.25)))`` (the rule of th
 Google's feature-column guidance, capped so that huge vocabularies stay cheap); pass
 ``embedding_dim=16`` for one width everywhere or ``{"country": 8}`` to override per feature.
 
+Built-ins: ``logistic_regression``, ``mlp``, ``wide_and_deep`` (here) and ``deepfm``,
+``dcn_v2`` (:mod:`sluice.train.interactions`).
+
 Bring your own model with a factory ``fn(features, task, num_classes) -> nn.Module`` whose
 forward has the signature above; pass it (or ``"package.module:fn"``) to :func:`build_model`.
-Such a model is saved with ``torch.export``, so its forward must be exportable.
+The contract, checked by the training loop:
+
+- ``forward(dense, sparse)``: ``dense`` float32 [B, n_numeric] (the numeric features in spec
+  order), ``sparse`` int64 [B, n_categorical] (the categorical ids in spec order); either may
+  have 0 columns;
+- it returns float logits [B] for ``binary`` (before the sigmoid) and ``regression`` (the
+  prediction), [B, num_classes] for ``multiclass`` (before the softmax); any other shape is
+  refused with an error naming the shape;
+- ``nn.Embedding(..., sparse=True)`` tables get sparse gradients and ``SparseAdam``; everything
+  else the configured optimizer;
+- it is saved with ``torch.export``, so its forward must be exportable; with ``workers > 1`` it
+  is pickled to the worker processes, so its class must be importable (module level).
 
 Example::
 
@@ -209,11 +223,6 @@ class WideAndDeep(MLP):
         return self._logits(deep + self.wide(sparse))
 
 
-MODELS: dict[str, type[_Base]] = {
-    "logistic_regression": LogisticRegression,
-    "mlp": MLP,
-    "wide_and_deep": WideAndDeep,
-}
 
 
 def build_model(
@@ -261,3 +270,13 @@ def _resolve(name: str | ModelFactory) -> ModelFactory:
 
 def _jsonable(embedding_dim: int | Mapping[str, int] | None) -> int | dict[str, int] | None:
     return dict(embedding_dim) if isinstance(embedding_dim, Mapping) else embedding_dim
+
+
+MODELS: dict[str, type[_Base]] = {
+    "logistic_regression": LogisticRegression,
+    "mlp": MLP,
+    "wide_and_deep": WideAndDeep,
+}
+
+# DeepFM and DCN-v2 live in their own module and add themselves to MODELS ("deepfm", "dcn_v2").
+import sluice.train.interactions  # noqa: E402,F401 - after MODELS: it builds on the classes above

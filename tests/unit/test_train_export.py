@@ -43,6 +43,10 @@ def _perturb(model: nn.Module) -> None:
 @pytest.mark.parametrize("task,num_classes", [("binary", None), ("multiclass", 4)])
 def test_builtin_round_trip(tmp_path, name, task, num_classes):
     hp = {} if name == "logistic_regression" else {"hidden": [16, 8], "dropout": 0.2, "embedding_dim": {"d": 3}}
+    if name == "deepfm":  # FM needs one embedding width for every field
+        hp["embedding_dim"] = 3
+    if name == "dcn_v2":
+        hp.update(cross_layers=2, low_rank=2)
     model = build_model(name, FEATURES, task, num_classes, seed=0, **hp)
     _perturb(model)
     model.eval()

@@ -1,0 +1,217 @@
+"""Launch data-parallel training in local worker processes, and restart them when one dies.
+
+:func:`launch` starts ``config.workers`` processes (``spawn``: fresh interpreters, safe from a
+multi-threaded parent). They rendezvous over TCP on 127.0.0.1 at a free port and form a
+torch.distributed process group (gloo on CPU, NCCL when training on CUDA); each runs
+:func:`sluice.train.loop.run_training` on its own row-group shard with the model wrapped in
+DistributedDataParallel (embedding gradients are all-reduced dense unless the tables are huge:
+see ``TrainConfig.ddp_sparse_embeddings``).
+
+Workers are started with ``spawn``, which re-imports the caller's main module: a script calling
+``fit(..., workers=N)`` needs the usual ``if __name__ == "__main__":`` guard, and a custom
+model's class must be importable (defined at module level).
+
+The parent supervises: it relays rank 0's per-epoch metrics to the caller, and watches exit
+codes. A worker that raises reports its traceback and the run fails with :class:`WorkerError`
+naming the rank. A worker killed by a signal (SIGKILL, the OOM killer, a segfault) is a crash:
+the other workers are stopped and the whole group restarts from the last checkpoint, at most
+``config.max_restarts`` times. Workers also die with the parent (``PR_SET_PDEATHSIG``).
+
+Example::
+
+    from sluice.train import TrainConfig, build_model, fit
+    model = build_model("mlp", specs, "binary", seed=0)
+    fit(model, train, eval_, specs, "label", "binary", TrainConfig(epochs=3, workers=2))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sluice.errors import SluiceError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from sluice.train.loop import Emit, Job, TrainResult
+
+__all__ = ["WorkerError", "free_port", "launch"]
+
+log = logging.getLogger("sluice.train")
+_GRACE_S = 3.0  # how long the other workers get to report after one fails
+
+
+class WorkerError(SluiceError):
+    """A training worker failed (its traceback is in the message), or workers kept crashing."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the rendezvous binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class _Outcome:
+    result: Any = None  # rank 0's TrainResult
+    errors: list[tuple[int, int, str]] = field(default_factory=list)  # (rank, pid, traceback)
+    crashed: list[tuple[int, int, int]] = field(default_factory=list)  # (rank, pid, exit code)
+
+
+def launch(model: nn.Module, job: Job, emit: Emit) -> TrainResult:
+    """Train ``model`` with ``job.config.workers`` processes; load rank 0's final weights into it.
+
+    ``emit("epoch", (epoch, metrics))`` is called in this process for rank 0's epochs.
+    """
+    import torch
+
+    config = job.config
+    restarts = 0
+    final = os.path.join(config.checkpoint_dir, "final.pt")
+    while True:
+        outcome = _run_group(model, job, final, emit)
+        if outcome.errors and not outcome.crashed:
+            rank, pid, tb = outcome.errors[0]
+            last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
+            raise WorkerError(f"training worker rank {rank} (pid {pid}) failed: {last}\n{tb}")
+        if outcome.crashed:
+            rank, pid, code = outcome.crashed[0]
+            if code >= 0:  # exited by itself without reporting (e.g. it could not unpickle its job)
+                raise WorkerError(f"training worker rank {rank} (pid {pid}) exited with code {code} before "
+                                  "reporting an error (see its stderr above)")
+            how = f"was killed by signal {-code}"
+            if restarts >= config.max_restarts:
+                raise WorkerError(f"training worker rank {rank} (pid {pid}) {how}; gave up after "
+                                  f"{restarts} restart(s) (max_restarts={config.max_restarts})")
+            restarts += 1
+            log.warning("training worker rank %d (pid %d) %s; restarting all %d workers from the last "
+                        "checkpoint (restart %d of at most %d)", rank, pid, how, config.workers, restarts,
+                        config.max_restarts)
+            emit("restart", {"rank": rank, "pid": pid, "exit_code": code, "restarts": restarts})
+            continue
+        result: TrainResult = outcome.result
+        model.load_state_dict(torch.load(final, map_location="cpu", weights_only=True))
+        os.unlink(final)
+        model.eval()
+        result.restarts = restarts
+        return result
+
+
+def _run_group(model: nn.Module, job: Job, final: str, emit: Emit) -> _Outcome:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    messages = ctx.Queue()
+    port = free_port()
+    world = job.config.workers
+    procs = [ctx.Process(target=_worker, args=(rank, world, port, model, job, final, messages, os.getpid()),
+                         name=f"sluice-train-{rank}", daemon=True) for rank in range(world)]
+    outcome = _Outcome()
+    try:
+        for p in procs:
+            p.start()
+        log.info("started %d training workers (pids %s) on 127.0.0.1:%d", world, [p.pid for p in procs], port)
+        failed_at: float | None = None
+        while True:
+            _drain(messages, outcome, emit, procs, timeout=0.2)
+            codes = [p.exitcode for p in procs]
+            if failed_at is None and any(c not in (None, 0) for c in codes):
+                failed_at = time.monotonic()
+                # Crashes are those that died before we stopped anyone: record them now.
+                reported = {r for r, _, _ in outcome.errors}
+                outcome.crashed = [(r, procs[r].pid, c) for r, c in enumerate(codes)
+                                   if c not in (None, 0) and r not in reported]
+            if all(c is not None for c in codes):
+                _drain(messages, outcome, emit, procs, timeout=0)
+                if failed_at is None and outcome.result is None:  # all exited 0 without a result
+                    outcome.crashed = [(0, procs[0].pid, 0)]
+                return outcome
+            if failed_at is not None and time.monotonic() - failed_at > _GRACE_S:
+                return outcome  # the rest are stuck in a collective with a dead peer: stopped below
+    finally:
+        for p in procs:  # stop whatever still runs: terminate, then kill
+            if p.is_alive():
+                p.terminate()
+        deadline = time.monotonic() + 5
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join()
+        messages.close()
+        messages.join_thread()
+
+
+def _drain(messages: Any, outcome: _Outcome, emit: Emit, procs: list, timeout: float) -> None:
+    while True:
+        try:
+            kind, rank, payload = messages.get(timeout=timeout) if timeout else messages.get_nowait()
+        except (queue.Empty, EOFError, OSError):
+            return
+        timeout = 0
+        if kind == "epoch":
+            emit("epoch", payload)
+        elif kind == "done":
+            outcome.result = payload
+        elif kind == "error":
+            outcome.errors.append((rank, procs[rank].pid, payload))
+
+
+def _worker(rank: int, world: int, port: int, model: nn.Module, job: Job, final: str, messages: Any,
+            parent: int) -> None:
+    """One training process: join the group, train, and (rank 0) save the final weights."""
+    _die_with_parent(parent)
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # rendezvous and traffic stay on 127.0.0.1
+    try:
+        import torch
+        import torch.distributed as dist
+
+        from sluice.train.loop import run_training
+
+        with contextlib.suppress(RuntimeError):
+            torch.set_num_interop_threads(1)
+        backend = "nccl" if job.config.device.startswith("cuda") and torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                                timeout=timedelta(minutes=30))
+        try:
+            result = run_training(model, job, rank, world,
+                                  lambda kind, payload: messages.put((kind, rank, payload)))
+            if rank == 0:
+                state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+                torch.save(state, final + ".tmp")
+                os.replace(final + ".tmp", final)  # atomic: the parent never reads half a file
+                messages.put(("done", rank, result))
+            dist.barrier()
+        finally:
+            with contextlib.suppress(Exception):
+                dist.destroy_process_group()
+    except BaseException:  # noqa: BLE001 - reported to the parent, which names the rank
+        messages.put(("error", rank, traceback.format_exc()))
+        messages.close()
+        messages.join_thread()
+        sys.exit(1)
+    messages.close()
+    messages.join_thread()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the parent dies (no orphaned workers)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
