@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sluice.evaluate.result import EvalResult
-from sluice.stats._display import fmt
+from sluice.formatting import fmt
 from sluice.stats._files import read_json, write_json
 
 FORMAT = "sluice.blessing/1"

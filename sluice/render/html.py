@@ -12,9 +12,10 @@ Example::
 from __future__ import annotations
 
 import html as _html
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from sluice.formatting import fmt
 
 TABLE_STYLE = "border-collapse:collapse;font-size:12px;font-family:system-ui,sans-serif"
 CELL_STYLE = "border:1px solid #d0d7de;padding:2px 6px;text-align:left;vertical-align:top"
@@ -31,29 +32,6 @@ class Markup(str):
 def esc(value: Any) -> str:
     """Escape text for HTML: ``esc("<b>")`` -> ``'&lt;b&gt;'``."""
     return _html.escape(str(value), quote=True)
-
-
-def fmt(value: Any, digits: int = 4) -> str:
-    """Format a value for people: numbers with ``digits`` significant digits, None as ``-``.
-
-    Example::
-
-        fmt(0.781234)  # '0.7812'
-        fmt(None)      # '-'
-    """
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        if value != 0 and 1e4 <= abs(value) < 1e15:
-            return f"{value:.1f}" if value != int(value) else str(int(value))
-        return f"{value:.{digits}g}"
-    return str(value)
 
 
 def cell(value: Any) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sluice.stats._display import fmt
+from sluice.formatting import fmt
 from sluice.stats.anomalies import Anomaly
 from sluice.stats.drift import LINF, Distance, feature_distance
 from sluice.stats.schema import FeatureSchema, Schema

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sluice.stats._display import fmt
+from sluice.formatting import fmt
 from sluice.stats.anomalies import Anomalies, Anomaly, Severity
 from sluice.stats.compare import compare
 from sluice.stats.schema import FeatureSchema, Schema
