@@ -40,6 +40,8 @@ def fnv1a_64(strings: pa.Array) -> np.ndarray:
     """
     strings = to_text(strings)
     n = len(strings)
+    if 0 < n <= SMALL_BATCH:
+        return _fnv1a_64_small(strings)
     out = np.full(n, FNV_OFFSET, dtype=np.uint64)
     if n == 0:
         return out
@@ -70,6 +72,21 @@ def fnv1a_64(strings: pa.Array) -> np.ndarray:
         return h
     out = np.empty_like(h)
     out[order] = h
+    return out
+
+
+SMALL_BATCH = 16  # a serving request: per-byte numpy passes cost more than a Python loop
+
+
+def _fnv1a_64_small(strings: pa.Array) -> np.ndarray:
+    """The same hash for a handful of strings, byte by byte in Python."""
+    mask, prime = (1 << 64) - 1, int(FNV_PRIME)
+    out = np.empty(len(strings), dtype=np.uint64)
+    for i, value in enumerate(strings.to_pylist()):
+        h = int(FNV_OFFSET)
+        for byte in (value or "").encode("utf-8"):
+            h = ((h ^ byte) * prime) & mask
+        out[i] = h
     return out
 
 

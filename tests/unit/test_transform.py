@@ -179,6 +179,21 @@ def _fnv_reference(text: str) -> int:
     return h
 
 
+def test_fnv_small_and_vectorized_paths_agree():
+    """A serving request (a few rows) hashes byte by byte in Python, a batch with numpy passes."""
+    from sluice.transform.hashing import SMALL_BATCH
+
+    rng = np.random.default_rng(5)
+    alphabet = list("abcxyz019 éö日")
+    words = ["".join(rng.choice(alphabet, rng.integers(0, 40))) for _ in range(200)] + [None]
+    big = pa.array(words)
+    expected = [_fnv_reference(w or "") for w in words]
+    assert len(big) > SMALL_BATCH and fnv1a_64(big).tolist() == expected
+    for start in (0, 7, 190):
+        small = big.slice(start, SMALL_BATCH)
+        assert fnv1a_64(small).tolist() == expected[start:start + SMALL_BATCH]
+
+
 def test_fnv_matches_reference_and_known_vectors():
     assert int(fnv1a_64(pa.array([""]))[0]) == 0xCBF29CE484222325
     assert int(fnv1a_64(pa.array(["a"]))[0]) == 0xAF63DC4C8601EC8C
