@@ -38,6 +38,7 @@ def cli() -> None:
       sluice demo --rows 100000                                 # the CTR example, end to end
       sluice run examples/ctr/pipeline.py --param rows=100000   # run a pipeline
       sluice runs                                               # what ran, how it ended
+      sluice runs compare RUN RUN                               # parameters and metrics side by side
       sluice show RUN_ID                                        # steps, timings, artifacts
       sluice lineage ARTIFACT_ID                                # where it came from, where it went
       sluice ui                                                 # the web UI on http://127.0.0.1:8765
@@ -182,15 +183,41 @@ def _find_example(name: str) -> str:
     raise click.ClickException(f"examples/{name}/pipeline.py not found; run from the Sluice repository")
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--pipeline", default=None, help="Only runs of this pipeline.")
 @click.option("--limit", default=20, show_default=True)
 @click.option("--store", envvar="SLUICE_STORE", help=STORE_HELP)
-def runs(pipeline: str | None, limit: int, store: str | None) -> None:
-    """List recent runs: id, pipeline, status, start, duration, who ran it."""
-    from sluice.cli_views import runs_table
+@click.pass_context
+def runs(ctx: click.Context, pipeline: str | None, limit: int, store: str | None) -> None:
+    """List recent runs: id, pipeline, status, start, duration, who ran it.
 
-    _console().print(runs_table(_store(store).runs(pipeline=pipeline, limit=limit)))
+    \b
+    sluice runs compare RUN RUN ...   puts runs side by side (parameters, final metrics).
+    """
+    ctx.obj = {"store": store}
+    if ctx.invoked_subcommand is None:
+        from sluice.cli_views import runs_table
+
+        _console().print(runs_table(_store(store).runs(pipeline=pipeline, limit=limit)))
+
+
+@runs.command("compare")
+@click.argument("run_ids", nargs=-1, required=True, metavar="RUN RUN...")
+@click.option("--only-differences", is_flag=True, help="Show only the rows where the runs differ.")
+@click.option("--store", default=None, help="As `sluice runs --store` (which also sets it).")
+@click.pass_context
+def runs_compare(ctx: click.Context, run_ids: tuple[str, ...], only_differences: bool, store: str | None) -> None:
+    """Compare runs (ids or unique prefixes) side by side: pipeline, status, parameters and the
+    final value of every metric; rows that differ are highlighted and marked in 'differs'.
+
+    \b
+      sluice runs compare 3f2a91 9c01de
+      sluice runs compare 3f2a91 9c01de 77b2c0 --only-differences
+    """
+    from sluice.cli_views import compare_table
+
+    store = store or (ctx.obj or {}).get("store")
+    _console().print(compare_table(_store(store), list(run_ids), only_differences=only_differences))
 
 
 @cli.command()

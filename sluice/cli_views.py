@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -136,3 +137,74 @@ def _grow(tree: Tree, graph: Any, artifact_id: int, direction: str, seen: set[in
             if e.execution_id == ex_id and e.kind == far and e.artifact_id in graph.artifacts:
                 node = branch.add(f"{e.key}: {_art_label(graph.artifacts[e.artifact_id])}")
                 _grow(node, graph, e.artifact_id, direction, seen)
+
+
+def _cell(value: Any) -> str:
+    """A parameter or metric value as a table cell: floats to 6 significant digits, the rest as JSON."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def resolve_runs(store: Any, refs: list[str] | tuple[str, ...]) -> list[Any]:
+    """The runs named by ids or unique prefixes, in the order given; a SluiceError names a bad one."""
+    found = []
+    for ref in refs:
+        try:
+            found.append(store.run(ref))
+        except KeyError as exc:
+            raise SluiceError(f"run {ref!r}: {exc.args[0]} (`sluice runs` lists runs)") from None
+    return found
+
+
+def final_metrics(store: Any, run_id: str) -> dict[str, float]:
+    """The final value (last step, last recorded) of every metric series of a run."""
+    last: dict[str, Any] = {}
+    for m in store.metrics(run_id):  # ordered by name, step, id: the last one wins
+        last[m.name] = m.value
+    return last
+
+
+def compare_rows(store: Any, runs: list[Any]) -> list[tuple[str, list[str], bool]]:
+    """``(field, [cell per run], differs)`` rows comparing runs: pipeline, status, each parameter
+    (``param.NAME``) and the final value of each metric (``metric.NAME``); ``-`` where a run lacks one."""
+    rows: list[tuple[str, list[str], bool]] = []
+
+    def add(field: str, cells: list[str]) -> None:
+        rows.append((field, cells, len(set(cells)) > 1))
+
+    add("pipeline", [r.pipeline for r in runs])
+    add("status", [r.status for r in runs])
+    params = [r.params or {} for r in runs]
+    for key in sorted({k for p in params for k in p}):
+        add(f"param.{key}", [_cell(p.get(key)) for p in params])
+    metrics = [final_metrics(store, r.id) for r in runs]
+    for key in sorted({k for m in metrics for k in m}):
+        add(f"metric.{key}", [_cell(m.get(key)) for m in metrics])
+    return rows
+
+
+def compare_table(store: Any, refs: list[str] | tuple[str, ...], only_differences: bool = False) -> Table:
+    """Runs side by side: pipeline, status, parameters and final metric values; differing rows
+    are bold yellow with ``*`` in the ``differs`` column.
+
+    Example::
+
+        console.print(compare_table(store, ["3f2a", "9c01"], only_differences=True))
+    """
+    if len(refs) < 2:
+        raise SluiceError(f"compare needs at least two runs, got {len(refs)}")
+    runs = resolve_runs(store, refs)
+    table = Table(title=f"comparing {len(runs)} runs", title_justify="left")
+    table.add_column("field", style="bold")
+    for r in runs:
+        table.add_column(r.id[:12], overflow="fold")
+    table.add_column("differs")
+    for field, cells, differs in compare_rows(store, runs):
+        if only_differences and not differs:
+            continue
+        shown = [f"[bold yellow]{escape(c)}[/]" if differs else escape(c) for c in cells]
+        table.add_row(field, *shown, "*" if differs else "")
+    return table

@@ -22,6 +22,7 @@ COMPONENTS: dict[str, str] = {
     "ExampleValidator": "sluice.components.example_validator:ExampleValidator",
     "Transform": "sluice.components.transform:Transform",
     "Trainer": "sluice.components.trainer:Trainer",
+    "Tuner": "sluice.components.tuner:Tuner",
     "Evaluator": "sluice.components.evaluator:Evaluator",
     "Pusher": "sluice.components.pusher:Pusher",
     "BulkInferrer": "sluice.components.bulk_inferrer:BulkInferrer",

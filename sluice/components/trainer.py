@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sluice.dsl.artifacts import Examples, Model, TransformGraph
+from sluice.dsl.artifacts import Examples, HyperParameters, Model, TransformGraph
 from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
 from sluice.errors import SluiceError
@@ -41,11 +41,18 @@ class Trainer(Component):
     the count is logged as the ``restarts`` metric). They are deleted once the model is saved.
     ``grad_clip``, ``grad_accumulation``, ``lr_schedule`` (constant/cosine/step), ``warmup_steps``
     and ``precision`` (``bf16`` on CUDA) are :class:`sluice.train.TrainConfig`'s.
+
+    ``hyperparameters=tuner.outputs.best_hyperparameters`` (optional) takes a
+    :class:`~sluice.components.tuner.Tuner`'s best values: TrainConfig names (``learning_rate``,
+    ``epochs`` ...) override the settings above, other names override/extend ``hparams``. The
+    values used are logged as ``hp.<name>`` metrics (numbers) and the model's ``hyperparameters``
+    property.
     """
 
-    VERSION = "2"  # 2: workers (DDP), checkpoints/restarts, throughput metrics
+    VERSION = "3"  # 2: workers (DDP), checkpoints/restarts, throughput metrics; 3: hyperparameters input
 
-    INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph)}
+    INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph),
+              "hyperparameters": InputSpec(HyperParameters, optional=True)}
     OUTPUTS = {"model": Model}
 
     def __init__(self, examples: Channel, transform_graph: Channel, *, label: str = "label",
@@ -57,7 +64,7 @@ class Trainer(Component):
                  checkpoint_every_steps: int | None = None, checkpoint_every_seconds: float | None = 300.0,
                  max_restarts: int = 3, grad_clip: float | None = None, grad_accumulation: int = 1,
                  lr_schedule: str = "constant", warmup_steps: int = 0, precision: str = "fp32",
-                 name: str | None = None, cache: bool = True) -> None:
+                 hyperparameters: Channel | None = None, name: str | None = None, cache: bool = True) -> None:
         if task not in ("binary", "multiclass", "regression"):
             raise ValueError(f"Trainer task must be 'binary', 'multiclass' or 'regression', got {task!r}")
         params = {"label": label, "task": task, "model": model, "hparams": dict(hparams or {}), "epochs": epochs,
@@ -68,7 +75,8 @@ class Trainer(Component):
                   "checkpoint_every_seconds": checkpoint_every_seconds, "max_restarts": max_restarts,
                   "grad_clip": grad_clip, "grad_accumulation": grad_accumulation, "lr_schedule": lr_schedule,
                   "warmup_steps": warmup_steps, "precision": precision}
-        super().__init__(name=name, inputs={"examples": examples, "transform_graph": transform_graph},
+        super().__init__(name=name, inputs={"examples": examples, "transform_graph": transform_graph,
+                                            "hyperparameters": hyperparameters},
                          params=params, cache=cache)
 
     def execute(self, ctx: StepContext) -> None:
@@ -76,6 +84,9 @@ class Trainer(Component):
         from sluice.transform import TransformGraph
 
         p = ctx.params
+        tuned = ctx.inputs.get("hyperparameters")
+        if tuned is not None:
+            p = _apply_tuned(p, tuned.path)
         graph = TransformGraph.load(ctx.inputs["transform_graph"].path)
         specs = {s.name: s for s in graph.feature_specs}
         if p["label"] not in specs:
@@ -109,6 +120,12 @@ class Trainer(Component):
         if result.restarts:
             ctx.log.warning("training restarted %d time(s) after a worker died", result.restarts)
         out = ctx.outputs["model"]
+        if tuned is not None:
+            used = {k: p[k] if k in p else p["hparams"][k] for k in _tuned_values(tuned.path)}
+            out.properties["hyperparameters"] = used
+            for key, value in used.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    ctx.log_metric(f"hp.{key}", value, 0)
         save_model(model, out.path, {"features": features, "task": p["task"], "num_classes": num_classes,
                                      "label": p["label"], "classes": classes})
         best = {k: round(float(v), 6) for k, v in result.best_metrics.items()}
@@ -119,6 +136,26 @@ class Trainer(Component):
                                "summary": f"{metric}={best.get(metric, float('nan')):.4f} "
                                           f"after {result.epochs_run} epoch(s)"})
         shutil.rmtree(config.checkpoint_dir, ignore_errors=True)  # the model is saved: no longer needed
+
+
+def _tuned_values(path: str) -> dict[str, Any]:
+    from sluice.train.tuning import read_hyperparameters
+
+    return read_hyperparameters(path)
+
+
+def _apply_tuned(params: dict[str, Any], path: str) -> dict[str, Any]:
+    """The step's parameters with a Tuner's values applied: Trainer settings replaced, the
+    rest merged into ``hparams``."""
+    from sluice.train.tuning import split_hyperparameters
+
+    settings, hparams = split_hyperparameters(_tuned_values(path))
+    unknown = [k for k in settings if k not in params]
+    if unknown:
+        raise SluiceError(f"Trainer: tuned setting(s) {', '.join(unknown)} are not Trainer parameters; "
+                          f"tune one of: epochs, batch_size, learning_rate, optimizer, weight_decay, ... "
+                          f"or a model hyperparameter")
+    return {**params, **settings, "hparams": {**params["hparams"], **hparams}}
 
 
 def _checkpoint_dir(ctx: StepContext) -> str:

@@ -81,6 +81,11 @@ class Model(Artifact):
     """Trained weights (safetensors) plus the architecture spec, or an exported program."""
 
 
+class HyperParameters(Artifact):
+    """Tuned hyperparameters: ``hyperparameters.json`` (``values``, ``metric``, ``best_value``) plus
+    ``trials.json`` (every trial); properties ``values`` and ``best_value``."""
+
+
 class ModelEvaluation(Artifact):
     """Metrics overall and per slice, candidate and baseline: ``evaluation.json``."""
 

@@ -2,7 +2,8 @@
 
 Submodules, one idea each: ``loader`` (ParquetBatchLoader), ``models`` (built-ins, registry),
 ``interactions`` (DeepFM, DCN-v2), ``loop`` (fit), ``distributed`` (DDP worker processes),
-``checkpoint`` (atomic checkpoints), ``metrics`` (exact AUC ...), ``export`` (save/load), ``predict``.
+``checkpoint`` (atomic checkpoints), ``metrics`` (exact AUC ...), ``export`` (save/load), ``predict``,
+``onnx_export`` (export_onnx, optional extra ``onnx``), ``tuning`` (optuna search; ``sluice.train.tuning``).
 Names are resolved lazily so ``import sluice.train`` does not import torch (the CLI starts fast).
 
 Example::
@@ -48,6 +49,7 @@ _EXPORTS = {
     "save_model": "export",
     "load_model": "export",
     "read_model_spec": "export",
+    "export_onnx": "onnx_export",
     "predict": "predict",
 }
 
@@ -55,6 +57,7 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from sluice.train.export import ExportedModel, ModelExportError, load_model, read_model_spec, save_model
+    from sluice.train.onnx_export import export_onnx
     from sluice.train.distributed import WorkerError
     from sluice.train.interactions import DCNv2, DeepFM
     from sluice.train.loader import Batch, ParquetBatchLoader, RowGroup, feature_arrays, label_dtype_for
