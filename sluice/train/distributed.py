@@ -82,6 +82,13 @@ def launch(model: nn.Module, job: Job, emit: Emit) -> TrainResult:
     final = os.path.join(config.checkpoint_dir, "final.pt")
     while True:
         outcome = _run_group(model, job, final, emit)
+        if outcome.result is not None and os.path.exists(final):
+            # Training finished and rank 0 saved the weights: a worker that dies on its way out
+            # (gloo threads can abort at interpreter exit) costs nothing, so no restart.
+            for rank, pid, code in outcome.crashed:
+                log.warning("training worker rank %d (pid %d) exited with %d after training finished",
+                            rank, pid, code)
+            break
         if outcome.errors and not outcome.crashed:
             rank, pid, tb = outcome.errors[0]
             last = tb.strip().splitlines()[-1] if tb.strip() else "unknown error"
@@ -101,12 +108,13 @@ def launch(model: nn.Module, job: Job, emit: Emit) -> TrainResult:
                         config.max_restarts)
             emit("restart", {"rank": rank, "pid": pid, "exit_code": code, "restarts": restarts})
             continue
-        result: TrainResult = outcome.result
-        model.load_state_dict(torch.load(final, map_location="cpu", weights_only=True))
-        os.unlink(final)
-        model.eval()
-        result.restarts = restarts
-        return result
+        raise WorkerError("training workers stopped without a result or an error")  # not reached in practice
+    result: TrainResult = outcome.result
+    model.load_state_dict(torch.load(final, map_location="cpu", weights_only=True))
+    os.unlink(final)
+    model.eval()
+    result.restarts = restarts
+    return result
 
 
 def _run_group(model: nn.Module, job: Job, final: str, emit: Emit) -> _Outcome:
@@ -139,6 +147,7 @@ def _run_group(model: nn.Module, job: Job, final: str, emit: Emit) -> _Outcome:
                     outcome.crashed = [(0, procs[0].pid, 0)]
                 return outcome
             if failed_at is not None and time.monotonic() - failed_at > _GRACE_S:
+                _drain(messages, outcome, emit, procs, timeout=0)
                 return outcome  # the rest are stuck in a collective with a dead peer: stopped below
     finally:
         for p in procs:  # stop whatever still runs: terminate, then kill

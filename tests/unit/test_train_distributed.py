@@ -84,8 +84,11 @@ def _worker_pids() -> list[int]:
     """This process's multiprocessing-spawned children, minus the resource tracker."""
     pids = []
     for tid in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{tid}/children") as fh:
-            pids += [int(p) for p in fh.read().split()]
+        try:
+            with open(f"/proc/{os.getpid()}/task/{tid}/children") as fh:
+                pids += [int(p) for p in fh.read().split()]
+        except FileNotFoundError:  # the thread ended between listdir and open
+            continue
     out = []
     for pid in pids:
         try:
