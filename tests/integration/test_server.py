@@ -6,16 +6,12 @@ one server serves it for the whole module. Client input must never cause a 500.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import json
 import math
 import os
 import random
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,66 +26,19 @@ from sluice.registry.servable import Servable, Signature
 from sluice.runner import LocalRunner
 from sluice.runner.pipeline_file import load_pipeline
 from sluice.serve.server import MAX_BODY_BYTES
+from tests.integration.serving_helpers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-STARTUP_S = 30.0
 PREDICT = "/v1/models/ctr:predict"
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """`sluice serve` in a subprocess, its output in a log file."""
-
-    def __init__(self, model_dir: Path, log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sluice.cli", "serve", "--model-dir", str(model_dir),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=str(log_path.parent))
-        self.client = httpx.Client(base_url=self.url, timeout=60)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def wait_healthy(self, timeout: float = STARTUP_S) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not healthy within {timeout} s:\n{self.log()}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
 def start(model_dir: Path, log_path: Path) -> ServerProcess:
-    server = ServerProcess(model_dir, log_path)
+    server = ServerProcess(["--model-dir", str(model_dir)], log_path)
     try:
         server.wait_healthy()
     except BaseException:
