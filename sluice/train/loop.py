@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -35,6 +34,7 @@ from sluice.features import FeatureSpec
 from sluice.train.checkpoint import job_fingerprint, load_checkpoint, save_checkpoint
 from sluice.train.loader import ParquetBatchLoader, label_dtype_for
 from sluice.train.metrics import task_metrics
+from sluice.train.optim import LearningRateSchedule, SplitOptimizer, build_optimizer
 from sluice.train.models import TASKS
 
 __all__ = ["Job", "TrainConfig", "TrainResult", "default_threads", "evaluate", "fit", "loss_function",
@@ -140,52 +140,6 @@ def loss_function(task: str) -> nn.Module:
     if task == "regression":
         return nn.MSELoss()
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-
-
-class SplitOptimizer:
-    """Two optimizers behind one ``step``: a sparse one for embedding tables with sparse
-    gradients (only the looked-up rows change, so a step costs the batch, not the vocabulary)
-    and the configured one for every other parameter.
-
-    Weight decay applies to the dense parameters only.
-    """
-
-    def __init__(self, dense: torch.optim.Optimizer | None, sparse: torch.optim.Optimizer | None) -> None:
-        self.optimizers = [o for o in (dense, sparse) if o is not None]
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for o in self.optimizers:
-            o.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        for o in self.optimizers:
-            o.step()
-
-    def state_dict(self) -> list[dict]:
-        return [o.state_dict() for o in self.optimizers]
-
-    def load_state_dict(self, states: list[dict]) -> None:
-        for o, state in zip(self.optimizers, states):
-            o.load_state_dict(state)
-
-
-def _sparse_parameters(model: nn.Module) -> set[int]:
-    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
-
-
-def _optimizer(model: nn.Module, config: TrainConfig) -> SplitOptimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    sparse_ids = _sparse_parameters(model)
-    dense = [p for p in params if id(p) not in sparse_ids]
-    sparse = [p for p in params if id(p) in sparse_ids]
-    lr, wd = config.learning_rate, config.weight_decay
-    if config.optimizer == "sgd":  # SGD handles sparse gradients itself
-        return SplitOptimizer(torch.optim.SGD(params, lr=lr, weight_decay=wd), None)
-    if config.optimizer not in ("adam", "adamw"):
-        raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {config.optimizer!r}")
-    cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
-    return SplitOptimizer(cls(dense, lr=lr, weight_decay=wd) if dense else None,
-                          torch.optim.SparseAdam(sparse, lr=lr) if sparse else None)
 
 
 def _check_logits(logits: torch.Tensor, n: int, task: str) -> None:
@@ -355,26 +309,6 @@ def fit(
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-class _Schedule:
-    """Learning-rate multiplier per optimizer step: linear warm-up, then constant/cosine/step."""
-
-    def __init__(self, config: TrainConfig, steps_per_epoch: int) -> None:
-        self.config = config
-        self.steps_per_epoch = max(1, steps_per_epoch)
-        self.total = max(1, self.steps_per_epoch * config.epochs)
-
-    def __call__(self, step: int) -> float:
-        c = self.config
-        if c.warmup_steps and step < c.warmup_steps:
-            return (step + 1) / c.warmup_steps
-        if c.lr_schedule == "cosine":
-            span = max(1, self.total - c.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - c.warmup_steps) / span)))
-        if c.lr_schedule == "step":
-            return c.lr_gamma ** ((step // self.steps_per_epoch) // max(1, c.lr_step_epochs))
-        return 1.0
-
-
 def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) -> TrainResult:
     """The training loop of one process (rank ``rank`` of ``world``): the same code for 1 and N.
 
@@ -421,9 +355,9 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
         net: nn.Module = model
         if distributed:
             net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        optimizer = _optimizer(model, config)
+        optimizer = build_optimizer(model, config)
         accum = config.grad_accumulation
-        schedule = _Schedule(config, -(-_epoch_steps(train_loader, 0, world) // accum))
+        schedule = LearningRateSchedule(config, -(-_epoch_steps(train_loader, 0, world) // accum))
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizer.optimizers]
         result = TrainResult()
         state = _State()
