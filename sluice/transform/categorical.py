@@ -111,7 +111,11 @@ class Vocabulary(Op):
         vocab: pa.Array = bound["values"]
         if values.type != vocab.type:
             values = pc.cast(values, vocab.type)
-        index = pc.cast(pc.index_in(values, value_set=vocab), pa.int64())  # null: unseen or missing
+        if len(values) <= 16 + bound["size"] // 16 and _hashes_like_arrow(vocab.type):
+            # One OOV bucket is filled in the lookup itself; otherwise unseen stays null, as below.
+            index = _lookup_small(values, bound, bound["size"] if node.params["num_oov_buckets"] == 1 else None)
+        else:
+            index = pc.cast(pc.index_in(values, value_set=vocab), pa.int64())  # null: unseen or missing
         if index.null_count == 0:
             return index
         num_oov = node.params["num_oov_buckets"]
@@ -128,6 +132,26 @@ class Vocabulary(Op):
 
     def cardinality(self, node: Feature, bound: dict[str, Any]) -> int:
         return bound["size"] + node.params["num_oov_buckets"]
+
+
+def _hashes_like_arrow(value_type: pa.DataType) -> bool:
+    """Types whose Python values compare exactly as Arrow's do (floats differ on -0.0 and NaN)."""
+    return pa.types.is_string(value_type) or pa.types.is_large_string(value_type) or pa.types.is_integer(value_type)
+
+
+def _lookup_small(values: pa.Array, bound: dict[str, Any], unseen: int | None) -> pa.Array:
+    """``index_in`` for a few rows through a dict cached in ``bound``: the same ids, and
+    ``unseen`` (None: null) for values not in the vocabulary or missing.
+
+    ``index_in`` hashes the whole vocabulary on every call (~15 us + 0.03 us per value: 0.7 ms for
+    20k values), which dominates a serving request; the dict costs ~0.55 us per row instead, so it
+    wins below about 16 + size/16 rows.
+    """
+    lookup = bound.get("lookup")
+    if lookup is None:  # built on first use; two threads racing build equal dicts
+        lookup = bound["lookup"] = {v: i for i, v in enumerate(bound["values"].to_pylist())}
+    get = lookup.get
+    return pa.array([get(v, unseen) for v in values.to_pylist()], pa.int64())
 
 
 @register

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -75,6 +76,11 @@ def trace(preprocessing_fn: PreprocessingFn, inputs: Inputs) -> dict[str, Featur
             raise TransformError(f"preprocessing_fn output {name!r} must map a str to a feature, got {node!r}")
         output_kind(name, node)
     return dict(outputs)
+
+
+@functools.cache
+def _zero_f32() -> pa.Scalar:
+    return pa.scalar(0.0, pa.float32())
 
 
 def _read_column(batch: Batch, name: str) -> pa.Array | None:
@@ -198,7 +204,7 @@ class TransformGraph:
         kind = self._kinds[name]
         if kind == "numeric":
             # A numeric feature that is still missing becomes 0.0 (for zscore: the mean).
-            return pc.fill_null(pc.cast(values, pa.float32(), safe=False), pa.scalar(0.0, pa.float32()))
+            return pc.fill_null(pc.cast(values, pa.float32(), safe=False), _zero_f32())
         if kind == "categorical":
             return values if values.type == pa.int64() else pc.cast(values, pa.int64())
         return values

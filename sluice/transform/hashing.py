@@ -112,6 +112,8 @@ def stable_hash(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         values = values.combine_chunks()
     if pa.types.is_null(values.type):
         return np.full(len(values), FNV_OFFSET, dtype=np.uint64)
+    if len(values) <= SMALL_BATCH:  # a serving request: sampling and encoding cost more than hashing
+        return fnv1a_64(values)
     if not pa.types.is_dictionary(values.type) and _mostly_distinct(values):
         return fnv1a_64(values)
     encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)

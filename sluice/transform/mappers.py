@@ -12,6 +12,7 @@ becomes 0.0, so a bare ``zscore`` over a missing value yields 0.0 (the mean).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,10 +25,21 @@ from sluice.transform.dtypes import (
 from sluice.transform.nodes import AnalyzerSpec, Feature, Op, TransformError, register
 
 
-
+# Arrow scalars are built once, on first use (creating one imports pandas, too heavy for import
+# time): converting a Python float on every call costs more than the arithmetic on a serving request.
+@functools.cache
 def _null_f64() -> pa.Scalar:
-    # Built on use: creating an Arrow scalar imports pandas, too heavy for import time.
     return pa.scalar(None, pa.float64())
+
+
+@functools.cache
+def _minus_one() -> pa.Scalar:
+    return pa.scalar(-1.0)
+
+
+def f64_scalar(value: float | None) -> pa.Scalar | None:
+    """A float64 Arrow scalar for a fitted value or parameter (None stays None), built in ``prepare``."""
+    return None if value is None else pa.scalar(float(value), pa.float64())
 
 
 def require_kind(op: str, node: Feature, kinds: Sequence[str]) -> None:
@@ -143,7 +155,10 @@ class FillMissing(Op):
         values = args[0]
         if node.dtype == "float64":
             values = to_float64(values)
-        return pc.fill_null(values, pa.scalar(bound["value"], values.type))
+        fill = bound.get("scalar")
+        if fill is None or fill.type != values.type:  # the type is the same on every batch after the first
+            fill = bound["scalar"] = pa.scalar(bound["value"], values.type)
+        return pc.fill_null(values, fill)
 
     def to_sql(self, args: list[str], node: Feature, bound: dict[str, Any]) -> str:
         arg = f64_sql(args[0]) if node.dtype == "float64" else args[0]
@@ -162,7 +177,7 @@ class Log1p(Op):
 
     def apply(self, args: list[pa.Array], node: Feature, bound: dict[str, Any]) -> pa.Array:
         x = to_float64(args[0])
-        return pc.if_else(pc.greater(x, -1.0), pc.log1p(x), _null_f64())
+        return pc.if_else(pc.greater(x, _minus_one()), pc.log1p(x), _null_f64())
 
     def to_sql(self, args: list[str], node: Feature, bound: dict[str, Any]) -> str:
         # greatest() skips nulls, so null -> -1 -> nullif -> NULL, like x <= -1.
@@ -184,13 +199,15 @@ class Clip(Op):
             raise TransformError(f"clip: lo ({lo}) is greater than hi ({hi})")
         return "float64", "number"
 
+    def prepare(self, node: Feature, bound: dict[str, Any]) -> dict[str, Any]:
+        return {"lo": f64_scalar(node.params.get("lo")), "hi": f64_scalar(node.params.get("hi"))}
+
     def apply(self, args: list[pa.Array], node: Feature, bound: dict[str, Any]) -> pa.Array:
         x = to_float64(args[0])
-        lo, hi = node.params.get("lo"), node.params.get("hi")
-        if lo is not None:
-            x = pc.max_element_wise(x, pa.scalar(float(lo)), skip_nulls=False)
-        if hi is not None:
-            x = pc.min_element_wise(x, pa.scalar(float(hi)), skip_nulls=False)
+        if bound["lo"] is not None:
+            x = pc.max_element_wise(x, bound["lo"], skip_nulls=False)
+        if bound["hi"] is not None:
+            x = pc.min_element_wise(x, bound["hi"], skip_nulls=False)
         return x
 
     def to_sql(self, args: list[str], node: Feature, bound: dict[str, Any]) -> str:
@@ -220,10 +237,12 @@ class ZScore(Op):
 
     def prepare(self, node: Feature, bound: dict[str, Any]) -> dict[str, Any]:
         std = fitted(bound, "std", 1.0)
-        return {"mean": fitted(bound, "mean", 0.0), "std": std if std > 0 else 1.0}
+        mean, std = fitted(bound, "mean", 0.0), std if std > 0 else 1.0
+        return {"mean": mean, "std": std, "scalars": (f64_scalar(mean), f64_scalar(std))}
 
     def apply(self, args: list[pa.Array], node: Feature, bound: dict[str, Any]) -> pa.Array:
-        return pc.divide(pc.subtract(to_float64(args[0]), bound["mean"]), bound["std"])
+        mean, std = bound["scalars"]
+        return pc.divide(pc.subtract(to_float64(args[0]), mean), std)
 
     def to_sql(self, args: list[str], node: Feature, bound: dict[str, Any]) -> str:
         return f"(({f64_sql(args[0])} - {sql_literal(bound['mean'])}) / {sql_literal(bound['std'])})"
@@ -247,12 +266,13 @@ class ScaleTo01(Op):
 
     def prepare(self, node: Feature, bound: dict[str, Any]) -> dict[str, Any]:
         lo, hi = fitted(bound, "min", 0.0), fitted(bound, "max", 0.0)
-        return {"min": lo, "range": hi - lo}
+        return {"min": lo, "range": hi - lo, "scalars": (f64_scalar(lo), f64_scalar(hi - lo))}
 
     def apply(self, args: list[pa.Array], node: Feature, bound: dict[str, Any]) -> pa.Array:
         x = to_float64(args[0])
         if bound["range"] > 0:
-            return pc.divide(pc.subtract(x, bound["min"]), bound["range"])
+            lo, span = bound["scalars"]
+            return pc.divide(pc.subtract(x, lo), span)
         return pc.if_else(pc.is_null(x), _null_f64(), pa.scalar(0.5))
 
     def to_sql(self, args: list[str], node: Feature, bound: dict[str, Any]) -> str:

@@ -248,3 +248,30 @@ def test_invalid_expressions_fail_while_tracing():
     with pytest.raises(st.TransformError, match="cannot feed an analyzer"):
         from sluice.transform.analyzers import to_sql
         to_sql(st.hash_bucket(x["s"], 10), {})
+
+
+def test_small_batches_give_the_same_ids_as_large_ones(engine, tmp_path):
+    """Serving requests take cheaper paths (a dict instead of index_in, no dictionary encoding
+    before hashing); every row must get exactly the values it gets inside a large batch."""
+    rng = np.random.default_rng(11)
+    n = 3000
+    words = [f"w{int(i)}" for i in rng.zipf(1.3, n) % 5000]
+    table = pa.table({"s": [None if i % 97 == 0 else w for i, w in enumerate(words)],
+                      "k": pa.array(rng.integers(0, 400, n), pa.int64()),
+                      "x": [None if i % 50 == 0 else float(v) for i, v in enumerate(rng.normal(3, 2, n))]})
+    graph = fit_table(engine, tmp_path, table, lambda x: {
+        "s1": st.vocabulary(x["s"], top_k=300, num_oov_buckets=1),
+        "s3": st.vocabulary(x["s"], top_k=300, num_oov_buckets=3),
+        "k": st.vocabulary(x["k"], num_oov_buckets=1),
+        "h": st.hash_bucket(x["s"], num_buckets=1000),
+        "cross": st.feature_cross([x["s"], x["k"]], hash_buckets=5000),
+        "z": st.zscore(st.log1p(st.clip(st.fill_missing(x["x"], 0), 0, None))),
+        "q": st.bucketize(x["x"], num_buckets=8)})
+    unseen = pa.table({"s": ["never-seen", None, words[0]], "k": pa.array([10_000, 3, 5], pa.int64()),
+                       "x": [1.0, None, -4.0]})
+    data = pa.concat_tables([table, unseen])
+    whole = graph.apply(data)
+    for start, size in [(0, 1), (96, 2), (500, 17), (1000, 64), (n, 3), (n - 5, 8)]:
+        part = graph.apply(data.slice(start, size))
+        assert part.to_pydict() == whole.slice(start, size).to_pydict(), (start, size)
+    assert whole.column("s1")[n].as_py() == graph.feature_specs[0].cardinality - 1  # the OOV bucket
