@@ -23,6 +23,10 @@ same servable (transform graph + torch model) on the same JSON rows:
 - mlflow: the servable as a pyfunc (``benchmarks/peers/serving_mlflow.py``), served by
   ``mlflow models serve --env-manager local`` (``/invocations`` with ``dataframe_records``).
 
+Before the servers, a ``ceiling`` line measures the servable without HTTP in one thread (the
+model's forward alone on transformed tensors, and transform + forward, 64 and 256 rows a call):
+what the CPU allows any server at all.
+
 Load (``benchmarks/loadgen.py``, in this process, on the same 2 cores as the server):
 closed loop with N clients for the maximum throughput (single-row and 64-row requests),
 and open loop at fixed rates for latency under a given load. Every run is bounded in
@@ -153,6 +157,37 @@ def measure(name: str, port: int, path: str, single: list, batch: list, args: ar
     return results
 
 
+def ceiling(version: Path, rows: list[dict], seconds: float = 2.0) -> list[dict]:
+    """Rows/s of the servable without HTTP, in one thread: the model's forward alone on
+    pre-transformed tensors, and transform + forward, at 64 and 256 rows a call. No server can
+    beat the first on this machine's cores; it bounds the 64-row throughput target."""
+    import torch
+
+    from sluice.registry.servable import Servable
+    from sluice.train import feature_arrays, predict
+
+    torch.set_num_threads(1)
+    servable = Servable.load(str(version))
+    table = servable.table_of(servable.check_rows(rows))
+    dense, sparse = feature_arrays(servable.graph.apply(table, outputs=[f.name for f in servable.features]),
+                                   servable.features)
+    out = []
+    for size in (64, 256):
+        starts = range(0, len(rows) - size + 1, size)
+        for what, call in (("model forward", lambda i: predict(servable.model, dense[i:i + size],
+                                                                   sparse[i:i + size], "binary")),
+                           ("transform + forward", lambda i: servable.predict(table.slice(i, size)))):
+            calls, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                for i in starts:
+                    call(i)
+                calls += len(starts)
+            rate = calls * size / (time.perf_counter() - t0)
+            print(f"  ceiling        {size:3d} rows  {what:20s} {rate:10,.0f} rows/s (1 thread, no HTTP)", flush=True)
+            out.append({"server": "ceiling", "request": f"{size} rows", "what": what, "rows_per_s": round(rate)})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=20_000, help="training rows of the CTR model")
@@ -204,7 +239,7 @@ def main() -> None:
                                        "--env-manager", "local", "-h", HOST, "-p", str(port)],
                             port, "/ping", {"PATH": f"{PEER_VENV / 'bin'}:{os.environ['PATH']}"}, "/invocations",
                             ml_single, ml_batch))
-        results: list[dict] = []
+        results: list[dict] = ceiling(version, rows)
         for name, cmd, port, health, env, path, single, batch in servers:
             if only and name not in only:
                 continue
