@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from sluice.features import FeatureSpec
-from sluice.train.models import MODELS, build_model, output_dim
+from sluice.train.models import MODELS, build_model, fuse_embeddings, output_dim
 
 __all__ = ["ExportedModel", "ModelExportError", "load_model", "read_model_spec", "save_model"]
 
@@ -114,7 +114,9 @@ def save_model(model: nn.Module, directory: str | os.PathLike[str], spec: dict[s
         from safetensors.torch import save_file
 
         # Non-persistent buffers (embedding offsets) are rebuilt from the features, not stored.
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        # A view into a larger tensor (fused embeddings of a loaded model) is copied out:
+        # safetensors refuses tensors that share memory.
+        state = {k: _own_storage(v.detach().cpu().contiguous()) for k, v in model.state_dict().items()}
         _write_atomic(out / "model.safetensors", lambda p: save_file(state, p, metadata={"sluice_model": name}))
         meta.update({"format": "builtin", "weights": "model.safetensors", "model": name, "hparams": model.hparams})  # type: ignore[attr-defined]
     else:
@@ -190,6 +192,10 @@ def read_model_spec(directory: str | os.PathLike[str]) -> dict[str, Any]:
     return meta
 
 
+def _own_storage(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.clone() if tensor.untyped_storage().nbytes() != tensor.numel() * tensor.element_size() else tensor
+
+
 def load_model(directory: str | os.PathLike[str]) -> nn.Module:
     """Rebuild the saved model in eval mode on CPU: ``forward(dense, sparse) -> logits``."""
     meta = read_model_spec(directory)
@@ -200,7 +206,7 @@ def load_model(directory: str | os.PathLike[str]) -> nn.Module:
         features = [FeatureSpec.from_dict(f) for f in meta["features"]]
         model = build_model(meta["model"], features, meta["task"], meta["num_classes"], **meta["hparams"])
         model.load_state_dict(load_file(str(weights)), strict=True)
-        return model.eval()
+        return fuse_embeddings(model).eval()
     if meta["format"] == "torch.export":
         return ExportedModel(torch.export.load(str(weights)).module())
     raise ValueError(f"{directory}: unknown model format {meta['format']!r}")

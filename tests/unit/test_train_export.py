@@ -62,6 +62,40 @@ def test_builtin_round_trip(tmp_path, name, task, num_classes):
     assert np.array_equal(predict(model, dense, sparse, task), predict(loaded, dense, sparse, task))
 
 
+def test_loaded_model_fuses_embeddings_and_stays_trainable(tmp_path):
+    """load_model stores each width's tables in one tensor (one lookup per width when serving);
+    the values, a re-save, training the loaded model and a device move all still work."""
+    features = [*FEATURES, FeatureSpec("e", "categorical", 40)]
+    model = build_model("wide_and_deep", features, "binary", seed=0, hidden=[8], embedding_dim={"c": 4, "d": 3, "e": 4})
+    _perturb(model)
+    save_model(model.eval(), tmp_path / "m", {"features": features, "task": "binary"})
+    loaded = load_model(tmp_path / "m")
+    groups = loaded.embeddings._fused
+    assert sorted(g.weight.shape[1] for g in groups) == [3, 4]  # c and e share width 4, d has 3
+    dense, _ = _inputs(9)
+    sparse = torch.stack([torch.arange(9) % 5, torch.arange(9) * 31 % 300, torch.arange(9) * 4 % 40], 1)
+    with torch.inference_mode():
+        fused = loaded.embeddings(sparse)
+    with torch.no_grad():
+        per_table = torch.cat([t(sparse[:, i]) for i, t in enumerate(loaded.embeddings.tables)], dim=1)
+    assert torch.equal(fused, per_table)
+    assert np.array_equal(predict(model, dense, sparse, "binary"), predict(loaded, dense, sparse, "binary"))
+    save_model(loaded, tmp_path / "again", {"features": features, "task": "binary"})  # shared storage copied out
+    assert np.array_equal(predict(load_model(tmp_path / "again"), dense, sparse, "binary"),
+                          predict(model, dense, sparse, "binary"))
+    loaded.train()
+    loaded(dense, sparse).sum().backward()  # training goes table by table: every table gets its gradient
+    assert all(t.weight.grad is not None for t in loaded.embeddings.tables)
+    with torch.no_grad():
+        loaded.embeddings.tables[0].weight.add_(1.0)  # an update through the view reaches the fused tensor
+    with torch.inference_mode():
+        assert torch.equal(loaded.embeddings(sparse)[:, :4], loaded.embeddings.tables[0](sparse[:, 0]))
+    moved = loaded.to(torch.float64)  # weights replaced: the fused tensors are stale, so not used
+    assert not moved.embeddings._fused_intact()
+    with torch.inference_mode():
+        assert moved.embeddings(sparse).dtype == torch.float64
+
+
 class TwoTower(nn.Module):
     """A user's own model: forward(dense, sparse) -> logits [B]."""
 
