@@ -34,11 +34,14 @@ class Trainer(Component):
     ``data_wait_fraction``) go to the metadata store.
 
     ``workers=N`` trains in N local processes with DistributedDataParallel (``batch_size`` is
-    per worker). Checkpoints go to ``.checkpoints/`` beside the artifact store's staging area,
-    keyed by the step's parameters and inputs, at every epoch end and every
-    ``checkpoint_every_steps`` steps / ``checkpoint_every_seconds``: a re-run after a crash
-    resumes from them, and a killed worker restarts the group (at most ``max_restarts`` times;
-    the count is logged as the ``restarts`` metric). They are deleted once the model is saved.
+    per worker); on the Spark engine the N processes run as one barrier job on the executors
+    (:func:`sluice.train.spark_distributor.fit_on_spark`, PySpark's ``TorchDistributor``) with
+    the same training code, rank 0 relaying each epoch's metrics to the step (``workers=1``
+    trains in the step's process on either engine). Checkpoints go to ``.checkpoints/`` beside
+    the artifact store's staging area, keyed by the step's parameters and inputs, at every epoch
+    end and every ``checkpoint_every_steps`` steps / ``checkpoint_every_seconds``: a re-run
+    after a crash resumes from them, and a killed worker restarts the group (at most
+    ``max_restarts`` times; the count is logged as the ``restarts`` metric). They are deleted once the model is saved.
     ``grad_clip``, ``grad_accumulation``, ``lr_schedule`` (constant/cosine/step), ``warmup_steps``
     and ``precision`` (``bf16`` on CUDA) are :class:`sluice.train.TrainConfig`'s.
 
@@ -49,7 +52,9 @@ class Trainer(Component):
     property.
     """
 
-    VERSION = "3"  # 2: workers (DDP), checkpoints/restarts, throughput metrics; 3: hyperparameters input
+    # 2: workers (DDP), checkpoints/restarts, throughput metrics; 3: hyperparameters input;
+    # 4: each local DDP worker trains its own copy of the weights (they shared one before)
+    VERSION = "4"
 
     INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph),
               "hyperparameters": InputSpec(HyperParameters, optional=True)}
@@ -114,8 +119,14 @@ class Trainer(Component):
             for key, value in metrics.items():
                 ctx.log_metric(key, value, epoch)
 
-        result = fit(model, split_files(examples, p["train_split"]), split_files(examples, p["eval_split"]),
-                     features, p["label"], p["task"], config, on_epoch=on_epoch)
+        files = split_files(examples, p["train_split"]), split_files(examples, p["eval_split"])
+        if config.workers > 1 and getattr(ctx.engine, "name", "") == "spark":  # workers are Spark tasks
+            from sluice.train.spark_distributor import fit_on_spark
+
+            result = fit_on_spark(ctx.engine.spark, model, *files, features, p["label"], p["task"], config,
+                                  on_epoch=on_epoch)
+        else:
+            result = fit(model, *files, features, p["label"], p["task"], config, on_epoch=on_epoch)
         ctx.log_metric("restarts", result.restarts, max(0, result.epochs_run - 1))
         if result.restarts:
             ctx.log.warning("training restarted %d time(s) after a worker died", result.restarts)

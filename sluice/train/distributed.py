@@ -29,12 +29,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import queue
 import signal
 import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
     from sluice.train.loop import Emit, Job, TrainResult
 
-__all__ = ["WorkerError", "free_port", "launch"]
+__all__ = ["WorkerError", "free_port", "launch", "train_rank"]
 
 log = logging.getLogger("sluice.train")
 _GRACE_S = 3.0  # how long the other workers get to report after one fails
@@ -124,7 +126,10 @@ def _run_group(model: nn.Module, job: Job, final: str, emit: Emit) -> _Outcome:
     messages = ctx.Queue()
     port = free_port()
     world = job.config.workers
-    procs = [ctx.Process(target=_worker, args=(rank, world, port, model, job, final, messages, os.getpid()),
+    # Plain pickle bytes, not the model: multiprocessing would hand the workers torch's shared-memory
+    # tensors, so every rank would update the same weights (each step applied N times, racing).
+    blob = pickle.dumps(model)
+    procs = [ctx.Process(target=_worker, args=(rank, world, port, blob, job, final, messages, os.getpid()),
                          name=f"sluice-train-{rank}", daemon=True) for rank in range(world)]
     outcome = _Outcome()
     try:
@@ -178,34 +183,21 @@ def _drain(messages: Any, outcome: _Outcome, emit: Emit, procs: list, timeout: f
             outcome.errors.append((rank, procs[rank].pid, payload))
 
 
-def _worker(rank: int, world: int, port: int, model: nn.Module, job: Job, final: str, messages: Any,
+def _worker(rank: int, world: int, port: int, blob: bytes, job: Job, final: str, messages: Any,
             parent: int) -> None:
-    """One training process: join the group, train, and (rank 0) save the final weights."""
+    """One local training process: train, and (rank 0) save the final weights for the parent."""
     _die_with_parent(parent)
     os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # rendezvous and traffic stay on 127.0.0.1
     try:
         import torch
-        import torch.distributed as dist
 
-        from sluice.train.loop import run_training
+        def save(result: TrainResult, state: dict[str, Any]) -> None:
+            torch.save(state, final + ".tmp")
+            os.replace(final + ".tmp", final)  # atomic: the parent never reads half a file
+            messages.put(("done", rank, result))
 
-        with contextlib.suppress(RuntimeError):
-            torch.set_num_interop_threads(1)
-        backend = "nccl" if job.config.device.startswith("cuda") and torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-                                timeout=timedelta(minutes=30))
-        try:
-            result = run_training(model, job, rank, world,
-                                  lambda kind, payload: messages.put((kind, rank, payload)))
-            if rank == 0:
-                state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-                torch.save(state, final + ".tmp")
-                os.replace(final + ".tmp", final)  # atomic: the parent never reads half a file
-                messages.put(("done", rank, result))
-            dist.barrier()
-        finally:
-            with contextlib.suppress(Exception):
-                dist.destroy_process_group()
+        train_rank(pickle.loads(blob), job, rank, world, f"tcp://127.0.0.1:{port}",
+                   lambda kind, payload: messages.put((kind, rank, payload)), save)
     except BaseException:  # noqa: BLE001 - reported to the parent, which names the rank
         messages.put(("error", rank, traceback.format_exc()))
         messages.close()
@@ -213,6 +205,38 @@ def _worker(rank: int, world: int, port: int, model: nn.Module, job: Job, final:
         sys.exit(1)
     messages.close()
     messages.join_thread()
+
+
+def train_rank(model: nn.Module, job: Job, rank: int, world: int, init_method: str, emit: Emit,
+               done: Callable[[TrainResult, dict[str, Any]], None]) -> None:
+    """One process of a data-parallel group, the same for local workers and Spark tasks: join
+    the group at ``init_method`` (``tcp://host:port``, or ``env://`` for MASTER_ADDR/MASTER_PORT),
+    run :func:`~sluice.train.loop.run_training`, and on rank 0 hand the result and the final
+    weights (CPU tensors) to ``done`` before the closing barrier, so that a rank dying on its way
+    out cannot lose them.
+
+    Example (in each of N processes)::
+
+        train_rank(model, job, rank, N, "tcp://127.0.0.1:29500", emit, lambda r, w: torch.save(w, "final.pt"))
+    """
+    import torch
+    import torch.distributed as dist
+
+    from sluice.train.loop import run_training
+
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    backend = "nccl" if job.config.device.startswith("cuda") and torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world,
+                            timeout=timedelta(minutes=30))
+    try:
+        result = run_training(model, job, rank, world, emit)
+        if rank == 0:
+            done(result, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        dist.barrier()
+    finally:
+        with contextlib.suppress(Exception):
+            dist.destroy_process_group()
 
 
 def _die_with_parent(parent: int) -> None:

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -37,8 +37,8 @@ from sluice.train.metrics import task_metrics
 from sluice.train.optim import LearningRateSchedule, SplitOptimizer, build_optimizer
 from sluice.train.models import TASKS
 
-__all__ = ["Job", "TrainConfig", "TrainResult", "default_threads", "evaluate", "fit", "loss_function",
-           "run_training", "train_epoch"]
+__all__ = ["Job", "TrainConfig", "TrainResult", "checkpoint_scratch", "default_threads", "epoch_relay", "evaluate",
+           "fit", "loss_function", "make_job", "run_training", "train_epoch"]
 
 OnEpoch = Callable[[int, dict[str, float]], None]
 Emit = Callable[[str, Any], None]
@@ -272,6 +272,21 @@ def fit(
     config = config or TrainConfig()
     if workers is not None and workers != config.workers:
         config = TrainConfig(**{**asdict(config), "workers": workers})
+    job = make_job(model, train_files, eval_files, features, label, task, config)
+    emit = epoch_relay(on_epoch)
+    if config.workers == 1:
+        return run_training(model, job, 0, 1, emit)
+    from sluice.train.distributed import launch
+
+    with checkpoint_scratch(job):
+        return launch(model, job, emit)
+
+
+def make_job(model: nn.Module, train_files: Sequence[str], eval_files: Sequence[str] | None,
+             features: Sequence[FeatureSpec], label: str, task: str, config: TrainConfig) -> Job:
+    """Check ``config`` and ``task`` and build the picklable :class:`Job` for the training
+    processes, with the fingerprint that ties checkpoints to this job (data, features, model
+    class and shapes, semantic config). Shared by :func:`fit` and the Spark launcher."""
     if config.workers < 1:
         raise ValueError(f"workers must be >= 1, got {config.workers}")
     if config.grad_accumulation < 1:
@@ -287,6 +302,12 @@ def fit(
         "label": label, "task": task, "model": type(model).__qualname__, "config": config.semantic(),
         "params": [list(p.shape) for p in model.parameters()],
     })
+    return job
+
+
+def epoch_relay(on_epoch: OnEpoch | None) -> Emit:
+    """An ``emit`` that calls ``on_epoch(epoch, metrics)`` once per epoch: a restart resumes
+    from a checkpoint and reports its earlier epochs again, which are skipped here."""
     reported: set[int] = set()
 
     def emit(kind: str, payload: Any) -> None:
@@ -294,19 +315,22 @@ def fit(
             reported.add(payload[0])
             on_epoch(payload[0], dict(payload[1]))
 
-    if config.workers == 1:
-        return run_training(model, job, 0, 1, emit)
-    from sluice.train.distributed import launch
+    return emit
 
-    scratch = None
-    if config.checkpoint_dir is None:  # restarts need somewhere to resume from
-        scratch = tempfile.mkdtemp(prefix="sluice-train-")
-        job.config = TrainConfig(**{**asdict(config), "checkpoint_dir": scratch})
+
+@contextlib.contextmanager
+def checkpoint_scratch(job: Job) -> Iterator[None]:
+    """Restarts resume from a checkpoint: without a ``checkpoint_dir`` the job gets a temporary
+    one for the duration of the block."""
+    if job.config.checkpoint_dir is not None:
+        yield
+        return
+    scratch = tempfile.mkdtemp(prefix="sluice-train-")
+    job.config = TrainConfig(**{**asdict(job.config), "checkpoint_dir": scratch})
     try:
-        return launch(model, job, emit)
+        yield
     finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) -> TrainResult:

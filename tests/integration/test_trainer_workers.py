@@ -27,8 +27,8 @@ def test_trainer_with_two_workers_logs_throughput(workdir, make_runner):
     transform = Transform(examples=gen.outputs.examples, preprocessing_fn=preprocessing_fn)
     trainer = Trainer(examples=transform.outputs.transformed_examples,
                       transform_graph=transform.outputs.transform_graph, label="label", model="deepfm",
-                      hparams={"embedding_dim": 8, "hidden": [32]}, epochs=2, batch_size=1024,
-                      learning_rate=4e-3, workers=2, checkpoint_every_steps=3, lr_schedule="cosine")
+                      hparams={"embedding_dim": 8, "hidden": [32]}, epochs=2, batch_size=256,
+                      learning_rate=1e-2, workers=2, checkpoint_every_steps=3, lr_schedule="cosine")
     result = make_runner().run(Pipeline("ddp", [data, gen, transform, trainer]))
     assert result.status == "succeeded", {n: s.error for n, s in result.steps.items() if s.error}
 

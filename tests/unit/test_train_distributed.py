@@ -23,6 +23,7 @@ from tests.unit.ctr_data import make_ctr
 
 HPARAMS = {"hidden": (32, 16), "embedding_dim": 8}
 CONFIG = dict(epochs=2, batch_size=512, learning_rate=4e-3, shuffle_buffer=4000, seed=0)
+HALF = CONFIG["batch_size"] // 2  # per worker with two workers: the same global batch as one worker
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +42,11 @@ def _fit(ctr, workers, **config):
 
 @pytest.fixture(scope="module")
 def two_workers(ctr):
-    return _fit(ctr, 2)
+    return _fit(ctr, 2, batch_size=HALF)
 
 
 def test_two_workers_reach_the_auc_of_one(ctr, two_workers):
+    """Two workers at half the batch each take the same steps on the same global batch as one."""
     one, _ = _fit(ctr, 1)
     two, epochs = two_workers
     assert epochs == [0, 1]  # rank 0's epochs relayed once each to the caller's process
@@ -53,7 +55,7 @@ def test_two_workers_reach_the_auc_of_one(ctr, two_workers):
     for m in two.history:
         assert m["samples_per_sec"] > 0 and 0 <= m["data_wait_fraction"] < 1
     # Sparse embedding gradients all-reduced by gloo (the default switches small tables to dense).
-    sparse, _ = _fit(ctr, 2, ddp_sparse_embeddings=True)
+    sparse, _ = _fit(ctr, 2, batch_size=HALF, ddp_sparse_embeddings=True)
     assert abs(sparse.best_metrics["eval_auc"] - one.best_metrics["eval_auc"]) < 0.01
 
 
@@ -107,7 +109,7 @@ def test_sigkilled_worker_restarts_from_checkpoint_with_the_same_auc(ctr, two_wo
 
     def run():
         try:
-            box["result"] = _fit(ctr, 2, checkpoint_dir=str(ckpt), checkpoint_every_steps=5)
+            box["result"] = _fit(ctr, 2, batch_size=HALF, checkpoint_dir=str(ckpt), checkpoint_every_steps=5)
         except BaseException as exc:  # noqa: BLE001
             box["error"] = exc
 
