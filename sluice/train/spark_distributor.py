@@ -1,13 +1,17 @@
 """Data-parallel training on Spark executors through PySpark's ``TorchDistributor``.
 
-:func:`fit_on_spark` is :func:`sluice.train.loop.fit` for the Spark engine: the
+:func:`fit_on_spark` is :func:`sluice.train.loop.fit` for the Spark engine: on a cluster the
 ``config.workers`` training processes run as one barrier Spark job
-(``TorchDistributor(local_mode=False)``), each started by ``torchrun`` inside a Spark task,
-and each runs :func:`sluice.train.distributed.train_rank`, the very code of a local worker
+(``TorchDistributor(local_mode=False)``), each started by ``torchrun`` inside a Spark task; on a
+``local[...]`` master, whose executors are the driver's own threads, ``torchrun`` starts them
+straight from the driver (``local_mode=True``: no barrier job, no Python workers in between, ~10 s
+less start-up). Each runs :func:`sluice.train.distributed.train_rank`, the very code of a local worker
 (DistributedDataParallel over gloo, NCCL on CUDA). The group rendezvous at the
 ``MASTER_ADDR``/``MASTER_PORT`` the distributor sets; ranks are the Spark partition ids (torchrun's
 static rendezvous), so rank 0 runs in partition 0, whose return value the distributor hands back:
 the :class:`TrainResult` and the final weights as ``torch.save`` bytes, loaded into ``model`` here.
+(In local mode the distributor keeps whichever rank's return value is written last, so rank 0
+writes its result to a file beside the failure reports instead.)
 Meanwhile rank 0 sends each epoch's metrics over TCP to the caller, who calls ``on_epoch`` live.
 
 Failures: a rank whose own code raises writes a report (rank, pid, host, traceback) into a
@@ -56,6 +60,7 @@ __all__ = ["fit_on_spark"]
 
 log = logging.getLogger("sluice.train")
 _REPORTS = ".spark-reports-"  # prefix of the per-attempt report folder in the checkpoint directory
+_RESULT = "rank0.result"  # rank 0's result in that folder, in local mode
 
 
 def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_files: Sequence[str] | None,
@@ -85,7 +90,7 @@ def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_
     from sluice.train.loop import checkpoint_scratch, epoch_relay, make_job
 
     job = make_job(model, train_files, eval_files, features, label, task, config)
-    _check_slots(spark, config.workers)
+    local_mode = spark.sparkContext.master.startswith("local")
     emit = epoch_relay(on_epoch)
     host = spark.conf.get("spark.driver.host")
     sc, group = spark.sparkContext, f"sluice-train-{uuid.uuid4().hex}"
@@ -93,13 +98,13 @@ def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_
     with checkpoint_scratch(job):
         blob = cloudpickle.dumps((model, job))  # unpickled inside the rank's own error handling
         while True:
-            distributor = _distributor(spark, config)
+            distributor = _distributor(config, local_mode)
             reports = tempfile.mkdtemp(prefix=_REPORTS, dir=_makedirs(job.config.checkpoint_dir))
 
             def attempt(address: tuple[str, int]) -> tuple[Any, Exception | None]:
                 sc.setJobGroup(group, "sluice training", interruptOnCancel=True)  # this thread's jobs
                 try:
-                    return distributor.run(_spark_rank, blob, reports, address), None
+                    return _read_result(reports, distributor.run(_spark_rank, blob, reports, address, local_mode)), None
                 except Exception as exc:  # noqa: BLE001 - py4j and pyspark raise several types
                     return None, exc
 
@@ -107,7 +112,7 @@ def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_
                 output, exc = _relaying(attempt, host, emit, cancel=lambda: sc.cancelJobGroup(group))
                 if exc is None:
                     break
-                failure = _failure(exc, reports)
+                failure = _failure(exc, reports, local_mode)
                 if failure is not None:
                     raise failure from None
                 if restarts >= config.max_restarts:
@@ -118,7 +123,7 @@ def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_
                             "(restart %d of at most %d)", _reason(exc), config.workers, restarts, config.max_restarts)
             finally:
                 shutil.rmtree(reports, ignore_errors=True)
-    if output is None:  # rank 0 did not run in partition 0: torchrun's rendezvous numbered differently
+    if output is None:
         raise WorkerError("training on Spark finished but rank 0's result did not come back")
     result, weights = output
     model.load_state_dict(torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True))
@@ -194,27 +199,14 @@ def _epoch_sender(address: tuple[str, int]) -> Emit:
     return emit
 
 
-def _distributor(spark: Any, config: TrainConfig) -> Any:
+def _distributor(config: TrainConfig, local_mode: bool) -> Any:
     from pyspark.ml.torch.distributor import TorchDistributor
 
     try:
-        return TorchDistributor(num_processes=config.workers, local_mode=False,
+        return TorchDistributor(num_processes=config.workers, local_mode=local_mode,
                                 use_gpu=config.device.startswith("cuda"))
     except (RuntimeError, ValueError) as exc:  # e.g. use_gpu without spark.task.resource.gpu.amount
         raise SluiceError(f"cannot train on Spark with {config.workers} workers on {config.device}: {exc}") from None
-
-
-def _check_slots(spark: Any, workers: int) -> None:
-    """A barrier job needs all its tasks running at once; Spark would otherwise keep re-checking
-    for ~10 minutes before failing. Checked for ``local[N]`` (a cluster's slots vary)."""
-    sc = spark.sparkContext
-    if not sc.master.startswith("local"):
-        return
-    slots = sc.defaultParallelism // max(1, int(sc.getConf().get("spark.task.cpus", "1")))
-    if workers > slots:
-        raise SluiceError(f"training with {workers} workers on Spark needs {workers} task slots at once "
-                          f"(barrier execution), but master {sc.master!r} has {slots}; use workers <= {slots} "
-                          f"or a master with more cores")
 
 
 def _makedirs(path: str) -> str:
@@ -222,10 +214,10 @@ def _makedirs(path: str) -> str:
     return path
 
 
-def _spark_rank(blob: bytes, reports: str, driver: tuple[str, int]) -> tuple[TrainResult, bytes] | None:
-    """What each Spark task's training process runs (under torchrun, which set RANK, WORLD_SIZE,
-    MASTER_ADDR and MASTER_PORT). Rank 0 sends its epochs to ``driver`` as they end and returns
-    its result and the final weights' bytes."""
+def _spark_rank(blob: bytes, reports: str, driver: tuple[str, int], local_mode: bool) -> tuple[TrainResult, bytes] | None:
+    """What each training process runs (under torchrun, which set RANK, WORLD_SIZE, MASTER_ADDR
+    and MASTER_PORT). Rank 0 sends its epochs to ``driver`` as they end and returns its result and
+    the final weights' bytes (in local mode: writes them to ``reports``, see the module's doc)."""
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     out: dict[str, Any] = {}
     try:
@@ -244,7 +236,27 @@ def _spark_rank(blob: bytes, reports: str, driver: tuple[str, int]) -> tuple[Tra
         return None
     weights = io.BytesIO()
     torch.save(out["state"], weights)
-    return out["result"], weights.getvalue()
+    output = (out["result"], weights.getvalue())
+    if local_mode:
+        path = os.path.join(reports, _RESULT)
+        with open(path + ".tmp", "wb") as f:
+            cloudpickle.dump(output, f)
+        os.replace(path + ".tmp", path)  # the driver never reads half a result
+        return None
+    return output
+
+
+def _read_result(reports: str, returned: Any = None) -> Any:
+    """Rank 0's (result, weights): what the job returned, or what local mode left in a file."""
+    if returned is not None:
+        return returned
+    path = os.path.join(reports, _RESULT)
+    if not os.path.exists(path):
+        return None
+    from pyspark import cloudpickle
+
+    with open(path, "rb") as f:
+        return cloudpickle.load(f)
 
 
 def _report(folder: str, rank: int, exc: BaseException) -> None:
@@ -272,11 +284,12 @@ def _peer_failure(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "gloo" in str(exc).lower()
 
 
-def _failure(exc: Exception, reports: str) -> Exception | None:
+def _failure(exc: Exception, reports: str, local_mode: bool) -> Exception | None:
     """The error to raise for a failed attempt, or None when it is a crash worth a restart.
 
     A rank's own error (reported, and not a consequence of a dead peer) fails the run; so does
-    a failure that is not a Spark task failure (e.g. the job could not be submitted)."""
+    a failure that is neither a Spark task failure nor, in local mode, torchrun exiting non-zero
+    (e.g. the job could not be submitted)."""
     found = []
     for name in os.listdir(reports) if os.path.isdir(reports) else []:
         if name.endswith(".json"):
@@ -290,9 +303,11 @@ def _failure(exc: Exception, reports: str) -> Exception | None:
         r = own[0]
         return WorkerError(f"training worker rank {r['rank']} (pid {r['pid']} on {r['host']}, a Spark task) "
                            f"failed: {r['error']}\n{r['traceback']}")
-    if "stage failure" not in str(exc):
-        return WorkerError(f"training on Spark failed: {_reason(exc)}")
-    return None
+    # Local mode: pyspark's wrapper hides torchrun's exit code; its sign of a crash is that no
+    # process wrote its output ("failed during training"), or a non-zero exit if that reaches it.
+    crashed = "stage failure" in str(exc) or (
+        local_mode and any(m in str(exc) for m in ("failed during training", "failed with return code")))
+    return None if crashed else WorkerError(f"training on Spark failed: {_reason(exc)}")
 
 
 def _reason(exc: Exception) -> str:
@@ -302,4 +317,4 @@ def _reason(exc: Exception) -> str:
     lines = [line for line in lines if line and not line.startswith("at ")]
     stage = next((line.split("SparkException: ", 1)[-1] for line in lines if "stage failure" in line), None)
     last = next((line for line in reversed(lines) if re.match(r"[\w.]+(Error|Exception): ", line)), None)
-    return " ".join(dict.fromkeys(x for x in (stage, last) if x))[:1500] or type(exc).__name__
+    return " ".join(dict.fromkeys(x for x in (stage, last) if x))[:1500] or (lines[0] if lines else type(exc).__name__)
