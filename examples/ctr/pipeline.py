@@ -57,12 +57,13 @@ def pipeline(rows: int = 100_000, seed: int = 0, epochs: int = 2, model: str = "
                                  allow_anomalies=allow_anomalies)
     transform = Transform(examples=gen.outputs.examples, preprocessing_fn=preprocessing_fn,
                           anomalies=validator.outputs.anomalies)
-    # Batch 2048: the crosses' and rare values' embeddings need steps; at 1M rows 8192 left the
-    # AUC 0.004 lower in the same time (benchmarks/RESULTS.md, quality).
+    # Batch 2048 and 4-wide embeddings: the crosses' and rare values' embeddings need steps, and
+    # wider ones overfit by the second epoch; at 1M rows batch 8192 with 16-wide embeddings was
+    # 0.005 AUC lower and 1.8x slower (benchmarks/RESULTS.md, quality).
     trainer = Trainer(examples=transform.outputs.transformed_examples,
                       transform_graph=transform.outputs.transform_graph, label="label", task="binary",
                       model=model, hparams={} if model == "logistic_regression" else
-                      {"hidden": [128, 64], "embedding_dim": 16},
+                      {"hidden": [128, 64], "embedding_dim": 4},
                       epochs=epochs, batch_size=2048, learning_rate=4e-3, seed=seed)
     evaluator = Evaluator(model=trainer.outputs.model, examples=gen.outputs.examples,
                           transform_graph=transform.outputs.transform_graph, slices=["C2"],
