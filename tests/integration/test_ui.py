@@ -96,7 +96,10 @@ def page(browser, tmp_path):
     errors: list[str] = []
     pg.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
     pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    pg.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    # A request the browser itself cancelled (a navigation started while the favicon was still
+    # loading) is not the server failing; anything else is.
+    pg.on("requestfailed", lambda r: errors.append(f"request failed: {r.url} ({r.failure})")
+          if r.failure != "net::ERR_ABORTED" else None)
     pg.shot = lambda name: pg.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
     yield pg
     context.close()
