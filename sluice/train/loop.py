@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from sluice.features import FeatureSpec
-from sluice.train.checkpoint import job_fingerprint, load_checkpoint, save_checkpoint
+from sluice.train.checkpoint import CheckpointSaver, TrainState, job_fingerprint, load_checkpoint
 from sluice.train.loader import ParquetBatchLoader, label_dtype_for
 from sluice.train.metrics import task_metrics
 from sluice.train.optim import LearningRateSchedule, SplitOptimizer, build_optimizer
@@ -384,7 +384,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
         schedule = LearningRateSchedule(config, -(-_epoch_steps(train_loader, 0, world) // accum))
         schedulers = [torch.optim.lr_scheduler.LambdaLR(o, schedule) for o in optimizer.optimizers]
         result = TrainResult()
-        state = _State()
+        state = TrainState()
         ckpt = load_checkpoint(config.checkpoint_dir, job.fingerprint) if config.resume else None
         if ckpt is not None and ckpt.get("world_size") != world:
             log.warning("ignoring checkpoint written by %s workers (now %s)", ckpt.get("world_size"), world)
@@ -401,7 +401,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
                 log.info("resuming from checkpoint at epoch %d step %d", state.epoch, state.step)
                 for e, metrics in enumerate(state.history):
                     emit("epoch", (e, metrics))
-        saver = _Saver(config, job.fingerprint, rank, world, model, optimizer, schedulers)
+        saver = CheckpointSaver(config, job.fingerprint, rank, world, model, optimizer, schedulers)
         start = time.perf_counter()
         while state.epoch < config.epochs and not state.stopped:
             epoch = state.epoch
@@ -496,67 +496,6 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
         return result
     finally:
         torch.set_num_threads(previous_threads)
-
-
-@dataclass
-class _State:
-    """The loop's position and bookkeeping: what a checkpoint holds besides tensors' state."""
-
-    epoch: int = 0
-    step: int = 0  # batches of ``epoch`` already trained
-    global_step: int = 0  # optimizer steps so far
-    rows: int = 0  # rows of ``epoch`` trained so far on this rank
-    loss_sum: float = 0.0
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_value: float | None = None
-    best_epoch: int = -1
-    best_metrics: dict[str, float] = field(default_factory=dict)
-    best_state: dict[str, torch.Tensor] | None = None
-    stale: int = 0
-    stopped: bool = False
-
-
-class _Saver:
-    """Decides when a checkpoint is due (every N optimizer steps / T seconds) and writes it
-    from rank 0, with every rank's RNG state. All ranks call :meth:`due` and :meth:`save`."""
-
-    def __init__(self, config: TrainConfig, fingerprint: str, rank: int, world: int, model: nn.Module,
-                 optimizer: SplitOptimizer, schedulers: list) -> None:
-        self.config, self.fingerprint, self.rank, self.world = config, fingerprint, rank, world
-        self.model, self.optimizer, self.schedulers = model, optimizer, schedulers
-        self.last = time.monotonic()
-
-    def due(self, global_step: int) -> bool:
-        c = self.config
-        if not c.checkpoint_dir:
-            return False
-        if c.checkpoint_every_steps and global_step % c.checkpoint_every_steps == 0:
-            return True
-        if not c.checkpoint_every_seconds:
-            return False
-        flag = torch.tensor([float(time.monotonic() - self.last >= c.checkpoint_every_seconds)])
-        if self.world > 1:  # clocks differ between ranks: rank 0 decides for all
-            import torch.distributed as dist
-
-            dist.broadcast(flag, 0)
-        return bool(flag[0])
-
-    def save(self, state: _State) -> None:
-        rng = [torch.get_rng_state()]
-        # Every rank's RNG state is gathered to rank 0; the partial epoch's rows and loss are rank
-        # 0's (ranks train equal batch counts, so they differ only in the reported train_loss).
-        if self.world > 1:
-            import torch.distributed as dist
-
-            rng = [None] * self.world
-            dist.all_gather_object(rng, torch.get_rng_state())
-        if self.rank == 0:
-            save_checkpoint(self.config.checkpoint_dir, {
-                "fingerprint": self.fingerprint, "world_size": self.world,
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "schedulers": [s.state_dict() for s in self.schedulers], "rng": rng, "state": state,
-            })
-        self.last = time.monotonic()
 
 
 def _ddp_sparse(model: nn.Module, config: TrainConfig, backend: str) -> bool:
