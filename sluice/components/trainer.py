@@ -53,8 +53,9 @@ class Trainer(Component):
     """
 
     # 2: workers (DDP), checkpoints/restarts, throughput metrics; 3: hyperparameters input;
-    # 4: each local DDP worker trains its own copy of the weights (they shared one before)
-    VERSION = "4"
+    # 4: each local DDP worker trains its own copy of the weights (they shared one before);
+    # 5: under DDP embeddings keep sparse gradients and SparseAdam (touched rows exchanged)
+    VERSION = "5"
 
     INPUTS = {"examples": InputSpec(Examples), "transform_graph": InputSpec(TransformGraph),
               "hyperparameters": InputSpec(HyperParameters, optional=True)}

@@ -4,8 +4,8 @@
 multi-threaded parent). They rendezvous over TCP on 127.0.0.1 at a free port and form a
 torch.distributed process group (gloo on CPU, NCCL when training on CUDA); each runs
 :func:`sluice.train.loop.run_training` on its own row-group shard with the model wrapped in
-DistributedDataParallel (embedding gradients are all-reduced dense unless the tables are huge:
-see ``TrainConfig.ddp_sparse_embeddings``).
+DistributedDataParallel; sparse embedding tables are synced by exchanging the rows a step touched
+(:mod:`sluice.train.sparse_sync`; ``TrainConfig.ddp_sparse_embeddings=False`` makes them dense).
 
 Workers are started with ``spawn``, which re-imports the caller's main module: a script calling
 ``fit(..., workers=N)`` needs the usual ``if __name__ == "__main__":`` guard, and a custom
