@@ -94,13 +94,8 @@ class Trainer(Component):
         if tuned is not None:
             p = _apply_tuned(p, tuned.path)
         graph = TransformGraph.load(ctx.inputs["transform_graph"].path)
-        specs = {s.name: s for s in graph.feature_specs}
-        if p["label"] not in specs:
-            raise SluiceError(f"Trainer: label {p['label']!r} is not a transform output; outputs are: "
-                              f"{', '.join(specs)}")
-        features = [s for s in graph.feature_specs if s.name != p["label"]]
+        features, num_classes = model_inputs(graph, p["label"], p["task"], "Trainer")
         classes = graph.vocabulary(p["label"]) if p["task"] == "multiclass" else None
-        num_classes = specs[p["label"]].cardinality if p["task"] == "multiclass" else None
         examples = ctx.inputs["examples"].path
         config = TrainConfig(epochs=p["epochs"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
                              optimizer=p["optimizer"], weight_decay=p["weight_decay"], seed=p["seed"],
@@ -148,6 +143,17 @@ class Trainer(Component):
                                "summary": f"{metric}={best.get(metric, float('nan')):.4f} "
                                           f"after {result.epochs_run} epoch(s)"})
         shutil.rmtree(config.checkpoint_dir, ignore_errors=True)  # the model is saved: no longer needed
+
+
+def model_inputs(graph: Any, label: str, task: str, step: str) -> tuple[list[Any], int | None]:
+    """The model's input features of a TransformGraph (every output but ``label``) and, for a
+    multiclass task, the label's class count; a label the transform does not output is an
+    error naming ``step`` and the outputs there are. Shared by the Trainer and the Tuner."""
+    specs = {s.name: s for s in graph.feature_specs}
+    if label not in specs:
+        raise SluiceError(f"{step}: label {label!r} is not a transform output; outputs are: {', '.join(specs)}")
+    features = [s for s in graph.feature_specs if s.name != label]
+    return features, (specs[label].cardinality if task == "multiclass" else None)
 
 
 def _tuned_values(path: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sluice.dsl.artifacts import Examples, HyperParameters, TransformGraph
 from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
 from sluice.errors import SluiceError
+from sluice.components.trainer import model_inputs
 from sluice.io import split_files
 
 STATE_CODES = {"complete": 1.0, "pruned": 0.0, "fail": -1.0}
@@ -71,12 +72,7 @@ class Tuner(Component):
 
         p = ctx.params
         graph = TransformGraph.load(ctx.inputs["transform_graph"].path)
-        specs = {s.name: s for s in graph.feature_specs}
-        if p["label"] not in specs:
-            raise SluiceError(f"Tuner: label {p['label']!r} is not a transform output; outputs are: "
-                              f"{', '.join(specs)}")
-        features = [s for s in graph.feature_specs if s.name != p["label"]]
-        num_classes = specs[p["label"]].cardinality if p["task"] == "multiclass" else None
+        features, num_classes = model_inputs(graph, p["label"], p["task"], "Tuner")
         examples = ctx.inputs["examples"].path
 
         def on_trial(r: TrialRecord) -> None:

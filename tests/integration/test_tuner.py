@@ -85,3 +85,16 @@ def test_bad_tuner_settings_fail_when_the_pipeline_is_declared():
         Tuner(search_space=SPACE, direction="max", **kw)
     with pytest.raises(ValueError, match="Tuner trials must be a positive integer, got 0"):
         Tuner(search_space=SPACE, trials=0, **kw)
+
+
+@pytest.mark.parametrize("step", ["Tuner", "Trainer"])
+def test_a_label_the_transform_does_not_output_is_named(workdir, make_runner, step):
+    data = ctr_data_generator(rows=2_000, seed=0)
+    gen = ExampleGen(input=data.outputs.data, key="user_id", splits={"train": 0.8, "eval": 0.2})
+    transform = Transform(examples=gen.outputs.examples, preprocessing_fn=preprocessing_fn)
+    kw = dict(examples=transform.outputs.transformed_examples, transform_graph=transform.outputs.transform_graph,
+              label="clicked", model="mlp", epochs=1)
+    last = Tuner(search_space=SPACE, trials=1, **kw) if step == "Tuner" else Trainer(**kw)
+    result = make_runner().run(Pipeline("bad-label", [data, gen, transform, last]))
+    assert result.status == "failed"
+    assert f"{step}: label 'clicked' is not a transform output; outputs are: I1, I1_q" in result.steps[step].error
