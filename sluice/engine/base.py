@@ -121,8 +121,12 @@ class Engine(ABC):
         """A new lazy dataset from a query over ``data`` (filter, project, join)."""
 
     @abstractmethod
-    def aggregate(self, ds: Dataset, exprs: Mapping[str, str]) -> dict[str, Any]:
-        """Evaluate named aggregate expressions over the whole dataset in one pass."""
+    def aggregate(self, ds: Dataset, exprs: Mapping[str, str], *, deterministic: bool = False) -> dict[str, Any]:
+        """Evaluate named aggregate expressions over the whole dataset in one pass.
+
+        ``deterministic=True`` asks for the same result on every run over the same data, also
+        from approximate aggregates (``approx_quantile``), at some cost in speed: what a fitted
+        transform needs, where a statistic for display need not pay for it."""
 
     @abstractmethod
     def query(self, ds: Dataset, sql: str) -> pa.Table:

@@ -69,6 +69,8 @@ class LocalEngine(Engine):
         config["temp_directory"] = self._temp
         config["preserve_insertion_order"] = True
         self._con = duckdb.connect(config=config)
+        self._config = config
+        self._serial: duckdb.DuckDBPyConnection | None = None  # see _cursor
         self._lock = threading.Lock()
         self._threads = threads or min(8, os.cpu_count() or 4)
         # pyarrow datasets scanned lazily by name (ORC files, lakes); a registration is local
@@ -77,9 +79,17 @@ class LocalEngine(Engine):
 
     # A DuckDB connection is not safe to share between threads; each call takes
     # its own cursor so concurrent steps can use one engine.
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
+    def _cursor(self, serial: bool = False) -> duckdb.DuckDBPyConnection:
+        """A cursor of the main database, or (``serial``) of a one-thread database beside it.
+        approx_quantile merges the t-digests of its threads in whatever order they finish, so
+        its boundaries (and a bucketized feature's bucket count) changed from run to run on
+        multi-row-group data; on one thread they do not. (``threads`` is a database-wide DuckDB
+        setting, hence a second database rather than a SET on a cursor.)"""
         with self._lock:
-            cur = self._con.cursor()
+            if serial and self._serial is None:
+                self._serial = duckdb.connect(config={**self._config, "threads": 1,
+                                                      "temp_directory": os.path.join(self._temp, "serial")})
+            cur = (self._serial if serial else self._con).cursor()  # type: ignore[union-attr]
             arrow = list(self._arrow.items())
         for name, obj in arrow:
             cur.register(name, obj)
@@ -205,13 +215,13 @@ class LocalEngine(Engine):
         cur, rel = self._sql(ds, "SELECT count(*) FROM data")
         return int(rel.fetchone()[0])
 
-    def aggregate(self, ds: Dataset, exprs: Mapping[str, str]) -> dict[str, Any]:
+    def aggregate(self, ds: Dataset, exprs: Mapping[str, str], *, deterministic: bool = False) -> dict[str, Any]:
         if not exprs:
             return {}
         names = list(exprs)
         select = ", ".join(f"{exprs[n]} AS \"c{i}\"" for i, n in enumerate(names))
-        cur, rel = self._sql(ds, f"SELECT {select} FROM data")
-        row = rel.fetchone()
+        cur = self._cursor(serial=deterministic)
+        row = cur.sql(f"WITH {_bind_data(ds)} SELECT {select} FROM data").fetchone()
         return dict(zip(names, row))
 
     def query(self, ds: Dataset, sql: str) -> pa.Table:
@@ -241,6 +251,8 @@ class LocalEngine(Engine):
         with self._lock:
             self._arrow.clear()
         self._con.close()
+        if self._serial is not None:
+            self._serial.close()
         if self._own_temp:
             shutil.rmtree(self._temp, ignore_errors=True)
 

@@ -11,7 +11,8 @@ the column itself (see :func:`derivation`), so most preprocessing functions,
 ``zscore(fill_missing(x))`` included, need a single phase.
 
 Standard deviations are *population* ones (``stddev_pop``, numpy's default
-``ddof=0``). Quantile boundaries are DuckDB's ``approx_quantile`` (T-digest).
+``ddof=0``). Quantile boundaries are DuckDB's ``approx_quantile`` (T-digest), computed
+deterministically (``engine.aggregate(..., deterministic=True)``): the same data fits the same graph.
 
 Example::
 
@@ -160,7 +161,7 @@ def _run_numeric(engine: Engine, ds: Dataset, specs: list[AnalyzerSpec], results
                   for s in specs if s.kind == "mean"})
     if first:  # only when there is a scan anyway
         exprs[NUM_ROWS] = "count(*)"
-    row = engine.aggregate(projected, exprs)
+    row = engine.aggregate(projected, exprs, deterministic=True)  # a refit gives the same graph
     out: dict[str, Any] = {}
     for name, value in row.items():
         if name == NUM_ROWS or name.startswith("count("):

@@ -275,3 +275,24 @@ def test_small_batches_give_the_same_ids_as_large_ones(engine, tmp_path):
         part = graph.apply(data.slice(start, size))
         assert part.to_pydict() == whole.slice(start, size).to_pydict(), (start, size)
     assert whole.column("s1")[n].as_py() == graph.feature_specs[0].cardinality - 1  # the OOV bucket
+
+
+def test_refitting_the_same_data_gives_the_same_graph(tmp_path):
+    """Quantile boundaries used to change from fit to fit: DuckDB merged its threads' t-digests
+    in whatever order they finished (a bucketized CTR column even lost or gained a bucket)."""
+    rng = np.random.default_rng(0)
+    n = 400_000
+    counts = np.floor(rng.lognormal(1.5, 1.0, n))  # discrete and heavy-tailed: many ties, like log counts
+    pq.write_table(pa.table({"x": counts, "y": rng.normal(size=n)}), tmp_path / "d.parquet", row_group_size=20_000)
+
+    def fn(x):
+        return {"xq": st.bucketize(st.log1p(x["x"]), num_buckets=16), "yq": st.bucketize(x["y"], num_buckets=64),
+                "yz": st.zscore(x["y"])}
+
+    fitted = []
+    for _ in range(4):
+        eng = get_engine("local")
+        fitted.append(st.fit(eng, eng.read_parquet([str(tmp_path / "d.parquet")]), fn).analyzer_results)
+        eng.close()
+    assert all(f == fitted[0] for f in fitted[1:])
+    assert len(fitted[0]["quantiles(y, num_buckets=64)"]) == 63

@@ -23,9 +23,9 @@ class CountingEngine:
         self.engine = engine
         self.calls: list[str] = []
 
-    def aggregate(self, ds, exprs):
+    def aggregate(self, ds, exprs, deterministic=False):
         self.calls.append("aggregate")
-        return self.engine.aggregate(ds, exprs)
+        return self.engine.aggregate(ds, exprs, deterministic=deterministic)
 
     def query(self, ds, sql):
         self.calls.append("query")
