@@ -431,7 +431,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
                     busy_start = w0
                 wait += time.perf_counter() - w0
                 last_micro = (i + 1) % accum == 0 or i + 1 == steps
-                sync = contextlib.nullcontext() if (last_micro or not distributed) else net.no_sync()
+                sync = net.no_sync() if not last_micro and net is not model else contextlib.nullcontext()
                 with sync:
                     loss_sum += _step(net, batch, loss_fn, job.task, device, 1.0 / accum, bf16) * len(batch)
                 rows += len(batch)

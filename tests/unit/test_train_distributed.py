@@ -75,6 +75,29 @@ class _FailsOnRank1(nn.Module):
         return self.emb(sparse.clamp(max=999)).sum((1, 2)) + self.bias
 
 
+class _SparseTablesOnly(nn.Module):
+    """Nothing but sparse embedding tables: no DDP around it, the row exchange syncs all of it."""
+
+    def __init__(self, features) -> None:
+        super().__init__()
+        cards = [f.cardinality for f in features if f.kind == "categorical"]
+        self.tables = nn.ModuleList(nn.Embedding(c, 1, sparse=True) for c in cards)
+        for t in self.tables:
+            nn.init.zeros_(t.weight)  # a linear model over ids
+
+    def forward(self, dense, sparse):
+        return sum(t(sparse[:, i]).squeeze(1) for i, t in enumerate(self.tables))
+
+
+def test_a_model_of_sparse_tables_only_trains_on_two_workers_with_accumulation(ctr):
+    train, ev, features, label = ctr
+    one = fit(_SparseTablesOnly(features), train, ev, features, label, "binary", TrainConfig(**CONFIG))
+    config = TrainConfig(**{**CONFIG, "batch_size": HALF // 2, "grad_accumulation": 2})  # 2 x 2 x 128 = 512
+    two = fit(_SparseTablesOnly(features), train, ev, features, label, "binary", config, workers=2)
+    assert one.best_metrics["eval_auc"] > 0.65
+    assert abs(two.best_metrics["eval_auc"] - one.best_metrics["eval_auc"]) < 0.01
+
+
 def test_a_failing_worker_is_named(ctr):
     train, ev, features, label = ctr
     model = _FailsOnRank1(len(features))
