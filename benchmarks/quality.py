@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/quality.py                    # CTR at 1M rows (as `make demo`) + penguins
     .venv/bin/python benchmarks/quality.py --ctr-rows 200000  # a quicker look
     .venv/bin/python benchmarks/quality.py --only penguins
+    .venv/bin/python benchmarks/quality.py --only ctr --ctr-seeds 0 1 2   # other data sets of the generator
 
 Targets (the training issue, item 8):
 - CTR example (examples/ctr/pipeline.py, its defaults: wide_and_deep, 4-wide embeddings, 2 epochs,
@@ -53,12 +54,12 @@ def run_example(name: str, params: dict[str, str], work: str):
     return result, seconds
 
 
-def ctr(rows: int, work: str) -> dict:
-    result, seconds = run_example("ctr", {"rows": str(rows)}, work)
+def ctr(rows: int, work: str, seed: int = 0) -> dict:
+    result, seconds = run_example("ctr", {"rows": str(rows), "seed": str(seed)}, work)
     bayes = float(result.output("ctr_data_generator", "data").properties["bayes_optimal_auc"])
     metrics = result.output("Evaluator", "evaluation").properties["metrics"]
     gap = bayes - float(metrics["auc"])
-    return {"rows": rows, "auc": float(metrics["auc"]), "log_loss": float(metrics["log_loss"]),
+    return {"rows": rows, "seed": seed, "auc": float(metrics["auc"]), "log_loss": float(metrics["log_loss"]),
             "bayes_optimal_auc": bayes, "gap": gap, "target": f"gap <= {CTR_MAX_GAP}",
             "met": gap <= CTR_MAX_GAP, "seconds": seconds}
 
@@ -74,23 +75,24 @@ def penguins(work: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ctr-rows", type=int, default=1_000_000)
+    ap.add_argument("--ctr-seeds", type=int, nargs="+", default=[0],
+                    help="data sets of the CTR generator to check (default: 0, the example's own)")
     ap.add_argument("--only", choices=["ctr", "penguins"], help="run one of the two")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()
     out: dict[str, dict] = {}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="sluice-quality-") as work:
-        if args.only in (None, "ctr"):
-            out["ctr"] = ctr(args.ctr_rows, os.path.join(work, "ctr"))
+        for seed in args.ctr_seeds if args.only in (None, "ctr") else []:
+            out["ctr" if seed == args.ctr_seeds[0] else f"ctr-seed{seed}"] = ctr(args.ctr_rows, os.path.join(work, f"ctr{seed}"), seed)
         if args.only in (None, "penguins"):
             out["penguins"] = penguins(os.path.join(work, "penguins"))
     load_after = os.getloadavg()
 
     print(f"\ncommand: {' '.join([os.path.relpath(sys.executable, REPO), *sys.argv])}")
     print(f"{os.cpu_count()} cores; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after\n")
-    if "ctr" in out:
-        c = out["ctr"]
-        print(f"CTR ({c['rows']:,} rows, local engine, {c['seconds']:.0f} s)")
+    for c in (v for k, v in out.items() if k.startswith("ctr")):
+        print(f"CTR ({c['rows']:,} rows, seed {c['seed']}, local engine, {c['seconds']:.0f} s)")
         print(f"  model AUC        {c['auc']:.4f}   (log loss {c['log_loss']:.4f})")
         print(f"  Bayes-optimal    {c['bayes_optimal_auc']:.4f}")
         print(f"  gap              {c['gap']:.4f}   target {c['target']}: {'PASS' if c['met'] else 'FAIL'}")
