@@ -14,6 +14,10 @@ then holds the same sum of all workers' rows and sets each table's gradient to i
 the world size, exactly DDP's mean; the sparse optimizer (SparseAdam) updates the same rows the
 same way on every worker, so the tables stay identical without being sent.
 
+In one process (no group) it only coalesces: each width's rows deduplicated at once with a
+marker array, and SparseAdam handed gradients flagged coalesced. SparseAdam's own coalesce,
+table by table, took 26 of a CTR step's ~88 ms; with this the step took ~77 ms.
+
 Example (in each of N processes, after ``dist.init_process_group``)::
 
     sync = SparseGradSync(model)            # before wrapping in DDP
@@ -41,7 +45,7 @@ class SparseGradSync:
         named = [(f"{prefix}.weight" if prefix else "weight", m.weight) for prefix, m in model.named_modules()
                  if isinstance(m, nn.Embedding) and m.sparse and m.weight.requires_grad]
         self.names = [n for n, _ in named]
-        self.world = dist.get_world_size()
+        self.world = dist.get_world_size() if dist.is_initialized() else 1
         by_width: dict[tuple[int, torch.dtype], list[torch.Tensor]] = {}
         for _, p in named:  # one exchange per row width and dtype
             by_width.setdefault((p.shape[1], p.dtype), []).append(p)
@@ -57,6 +61,10 @@ class SparseGradSync:
     def __call__(self) -> None:
         """Replace each table's local sparse gradient by the mean over all workers."""
         local = [g.local_rows() for g in self.groups]
+        if self.world == 1:  # nothing to exchange: hand SparseAdam its gradients already coalesced
+            for group, (ids, values) in zip(self.groups, local):
+                group.set_grads(ids, values)
+            return
         counts = self._gather(torch.tensor([len(ids) for ids, _ in local], dtype=torch.int64))
         counts = counts.view(self.world, len(self.groups))
         for k, (group, (ids, values)) in enumerate(zip(self.groups, local)):
