@@ -9,9 +9,10 @@
 
 Data: the CTR example's generator (examples/ctr/data.py) and its preprocessing_fn, fitted with
 sluice.transform on the local engine on the first 80% of rows; both splits are written as
-model-ready Parquet (row groups of rows/20) once and cached under benchmarks/.data/ (git-ignored).
+model-ready Parquet (row groups of rows/20) once and cached under benchmarks/.data/ (git-ignored),
+in a folder named after a hash of examples/ctr/pipeline.py (a changed preprocessing_fn gets new data).
 
-Loader (3 epochs over the train split, median epoch; batch 4096; the same 13 + 42 feature
+Loader (3 epochs over the train split, median epoch; batch 4096; the same 13 + 44 feature
 columns + label):
 - sluice: ParquetBatchLoader, shuffle buffer 100k, 1 reader thread, prefetch 4;
 - pyarrow floor: ParquetFile.iter_batches -> numpy stacking -> torch.from_numpy, NO shuffling
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import statistics
@@ -94,7 +96,9 @@ PASSES = 3  # loader epochs per measurement; the median pass counts (the first p
 
 def prepare(rows: int, seed: int = 0) -> str:
     """Transformed CTR Parquet for ``rows`` rows (cached); returns its directory."""
-    out = os.path.join(DATA, f"train-ctr-{rows}-seed{seed}")
+    with open(os.path.join(REPO, "examples", "ctr", "pipeline.py"), "rb") as fh:  # a new preprocessing_fn: new data
+        version = hashlib.sha1(fh.read()).hexdigest()[:8]
+    out = os.path.join(DATA, f"train-ctr-{rows}-seed{seed}-{version}")
     if os.path.exists(os.path.join(out, "_COMPLETE")):
         return out
     import pyarrow as pa
