@@ -71,3 +71,16 @@ def test_exchanged_gradients_are_the_mean_over_workers(tmp_path):
         for name in ("a.weight", "b.weight", "wide.weight"):
             torch.testing.assert_close(got["grads"][name], expected[name], rtol=0, atol=1e-6)
     assert float(expected["b.weight"].abs().sum()) > 0  # rank 1's rows reached rank 0 too
+
+
+def test_in_one_process_gradients_are_coalesced_with_the_same_values():
+    torch.manual_seed(0)
+    model = _Tables()
+    _loss(model, _batch(1)).backward()
+    before = {n: p.grad.to_dense() for n, p in model.named_parameters() if p.grad is not None and p.grad.is_sparse}
+    SparseGradSync(model)()  # no process group: only coalesces
+    for n, p in model.named_parameters():
+        if n in before:
+            assert p.grad.is_coalesced()
+            torch.testing.assert_close(p.grad.to_dense(), before[n], rtol=0, atol=1e-6)
+    assert model.unused.weight.grad is None and set(before) == {"a.weight", "b.weight", "wide.weight"}
