@@ -44,11 +44,14 @@ from typing import TYPE_CHECKING, Any
 from sluice.errors import SluiceError
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
-    from sluice.train.loop import Emit, Job, TrainResult
+    from sluice.train.sparse_sync import SparseGradSync
 
-__all__ = ["WorkerError", "free_port", "launch", "train_rank"]
+    from sluice.train.loop import Emit, Job, TrainConfig, TrainResult
+
+__all__ = ["WorkerError", "embedding_sync", "free_port", "launch", "train_rank", "wrap_ddp"]
 
 log = logging.getLogger("sluice.train")
 _GRACE_S = 3.0  # how long the other workers get to report after one fails
@@ -248,3 +251,38 @@ def _die_with_parent(parent: int) -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+
+
+def embedding_sync(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> SparseGradSync | None:
+    """How a training process keeps ``model``'s sparse embedding gradients (call before
+    ``model.to(device)``): a :class:`~sluice.train.sparse_sync.SparseGradSync` on CPU (alone it
+    coalesces faster than SparseAdam; with ``world > 1`` it exchanges the touched rows), or None
+    after switching the tables to dense gradients that DDP all-reduces (NCCL, or
+    ``ddp_sparse_embeddings=False``; on 1M CTR rows, 43 tables and 4.4M values with ~12.6k rows
+    touched per 4,096-row batch, that dense all-reduce alone took 13 ms a step over gloo)."""
+    import torch.distributed as dist
+    from torch import nn
+
+    from sluice.train.sparse_sync import SparseGradSync
+
+    sparse = world == 1 or (dist.get_backend() != "nccl" and config.ddp_sparse_embeddings is not False)
+    if device.type == "cpu" and sparse:
+        return SparseGradSync(model)
+    if world > 1:
+        for m in model.modules():
+            if isinstance(m, nn.Embedding):
+                m.sparse = False
+    return None
+
+
+def wrap_ddp(model: nn.Module, device: torch.device, sparse_sync: SparseGradSync | None) -> nn.Module:
+    """``model`` in DistributedDataParallel, minus the tables ``sparse_sync`` syncs itself (a
+    model with nothing else to train needs no DDP: the exchange does all of it)."""
+    from torch import nn
+
+    if sparse_sync:
+        sparse_sync.exclude_from(model)
+        ignored = set(sparse_sync.names)
+        if not any(p.requires_grad and n not in ignored for n, p in model.named_parameters()):
+            return model
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -31,11 +31,11 @@ import torch
 from torch import nn
 
 from sluice.features import FeatureSpec
+from sluice.train.distributed import embedding_sync, wrap_ddp
 from sluice.train.checkpoint import CheckpointSaver, TrainState, job_fingerprint, load_checkpoint
 from sluice.train.loader import ParquetBatchLoader, label_dtype_for
 from sluice.train.metrics import task_metrics
 from sluice.train.optim import LearningRateSchedule, SplitOptimizer, build_optimizer
-from sluice.train.sparse_sync import SparseGradSync
 from sluice.train.models import TASKS
 
 __all__ = ["Job", "TrainConfig", "TrainResult", "checkpoint_scratch", "default_threads", "epoch_relay", "evaluate",
@@ -356,13 +356,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
     bf16 = config.precision == "bf16" and device.type == "cuda"
     if config.precision == "bf16" and not bf16 and rank == 0:
         log.warning("precision='bf16' needs CUDA; training in float32 on %s", device)
-    sparse_sync: SparseGradSync | None = None
-    if device.type == "cpu" and (not distributed or _ddp_sparse(config, dist.get_backend())):
-        sparse_sync = SparseGradSync(model)  # in one process: it coalesces faster than SparseAdam
-    elif distributed:
-        for m in model.modules():
-            if isinstance(m, nn.Embedding):
-                m.sparse = False
+    sparse_sync = embedding_sync(model, config, device, world)
     model.to(device)
     try:
         loss_fn = loss_function(job.task)
@@ -380,7 +374,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
             )
         monitor = config.early_stopping_metric if job.eval_files else "train_loss"
         minimize = "loss" in monitor or "rmse" in monitor
-        net = _wrap_ddp(model, device, sparse_sync) if distributed else model
+        net = wrap_ddp(model, device, sparse_sync) if distributed else model
         optimizer = build_optimizer(model, config)
         accum = config.grad_accumulation
         schedule = LearningRateSchedule(config, -(-_epoch_steps(train_loader, 0, world) // accum))
@@ -500,27 +494,6 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
         return result
     finally:
         torch.set_num_threads(previous_threads)
-
-
-def _ddp_sparse(config: TrainConfig, backend: str) -> bool:
-    """Whether embedding tables keep sparse gradients under DDP, synced by :class:`SparseGradSync`
-    (touched rows only, SparseAdam) instead of dense all-reduce (every row, dense Adam). On 1M
-    CTR rows (43 tables, 4.4M values, ~12.6k rows touched per 4,096-row batch) the dense
-    all-reduce alone took 13 ms a step over gloo. NCCL runs stay dense (the exchange is CPU only)."""
-    if backend == "nccl":
-        return False
-    return True if config.ddp_sparse_embeddings is None else config.ddp_sparse_embeddings
-
-
-def _wrap_ddp(model: nn.Module, device: torch.device, sparse_sync: SparseGradSync | None) -> nn.Module:
-    """``model`` in DistributedDataParallel, minus the tables ``sparse_sync`` syncs itself (a
-    model with nothing else to train needs no DDP: the exchange does all of it)."""
-    if sparse_sync:
-        sparse_sync.exclude_from(model)
-        ignored = set(sparse_sync.names)
-        if not any(p.requires_grad and n not in ignored for n, p in model.named_parameters()):
-            return model
-    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _epoch_steps(loader: ParquetBatchLoader, epoch: int, world: int) -> int:
