@@ -121,8 +121,9 @@ class _Group:
 def _sum_rows(ids: torch.Tensor, values: torch.Tensor, space: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Sorted distinct ``ids`` (in ``[0, space)``) with the sum of their ``values`` rows: a
     coalesce, without the sparse tensor. While the id space is small next to the ids, a marker
-    array over it finds the distinct ids in linear time (1M CTR rows: 172k ids in 275k rows,
-    ~5x faster than sorting them); past that, ``torch.unique`` sorts."""
+    array over it finds the distinct ids in linear time (172k ids in 275k rows: 1.9 ms against
+    torch.unique's 2.8; with the sum, 5.8 ms against 14 for the 42 tables' own coalesce);
+    past that, ``torch.unique`` sorts."""
     if space <= 32 * len(ids):
         seen = torch.zeros(space, dtype=torch.bool)
         seen[ids] = True
