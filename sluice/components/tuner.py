@@ -6,11 +6,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sluice.components.trainer import model_inputs
 from sluice.dsl.artifacts import Examples, HyperParameters, TransformGraph
 from sluice.dsl.component import Channel, Component, InputSpec
 from sluice.dsl.context import StepContext
 from sluice.errors import SluiceError
-from sluice.components.trainer import model_inputs
 from sluice.io import split_files
 
 STATE_CODES = {"complete": 1.0, "pruned": 0.0, "fail": -1.0}

@@ -102,8 +102,8 @@ class LocalEngine(Engine):
             self._arrow[name] = dataset
         return Dataset(self.name, name, description)
 
-    def _sql(self, ds: Dataset, sql: str) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation]:
-        cur = self._cursor()
+    def _sql(self, ds: Dataset, sql: str, serial: bool = False) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation]:
+        cur = self._cursor(serial)
         return cur, cur.sql(f"WITH {_bind_data(ds)} {sql}")
 
     def read_files(self, paths: Sequence[str], fmt: str, *, hive_partitioning: bool = False,
@@ -220,8 +220,8 @@ class LocalEngine(Engine):
             return {}
         names = list(exprs)
         select = ", ".join(f"{exprs[n]} AS \"c{i}\"" for i, n in enumerate(names))
-        cur = self._cursor(serial=deterministic)
-        row = cur.sql(f"WITH {_bind_data(ds)} SELECT {select} FROM data").fetchone()
+        cur, rel = self._sql(ds, f"SELECT {select} FROM data", serial=deterministic)
+        row = rel.fetchone()
         return dict(zip(names, row))
 
     def query(self, ds: Dataset, sql: str) -> pa.Table:
