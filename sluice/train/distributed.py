@@ -4,8 +4,9 @@
 multi-threaded parent). They rendezvous over TCP on 127.0.0.1 at a free port and form a
 torch.distributed process group (gloo on CPU, NCCL when training on CUDA); each runs
 :func:`sluice.train.loop.run_training` on its own row-group shard with the model wrapped in
-DistributedDataParallel; sparse embedding tables are synced by exchanging the rows a step touched
-(:mod:`sluice.train.sparse_sync`; ``TrainConfig.ddp_sparse_embeddings=False`` makes them dense).
+DistributedDataParallel, or, for a model with sparse embedding tables on CPU, with
+:class:`~sluice.train.grad_sync.GradSync`, which sends the rows a step touched and the dense
+gradients in one collective (``TrainConfig.ddp_sparse_embeddings=False`` makes the tables dense).
 
 Workers are started with ``spawn``, which re-imports the caller's main module: a script calling
 ``fit(..., workers=N)`` needs the usual ``if __name__ == "__main__":`` guard, and a custom
@@ -27,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import pickle
@@ -47,8 +49,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from sluice.train.sparse_sync import SparseGradSync
-
+    from sluice.train.grad_sync import GradSync
     from sluice.train.loop import Emit, Job, TrainConfig, TrainResult
 
 __all__ = ["WorkerError", "embedding_sync", "free_port", "launch", "train_rank", "wrap_ddp"]
@@ -253,21 +254,22 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def embedding_sync(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> SparseGradSync | None:
-    """How a training process keeps ``model``'s sparse embedding gradients (call before
-    ``model.to(device)``): a :class:`~sluice.train.sparse_sync.SparseGradSync` on CPU (alone it
-    coalesces faster than SparseAdam; with ``world > 1`` it exchanges the touched rows), or None
-    after switching the tables to dense gradients that DDP all-reduces (NCCL, or
-    ``ddp_sparse_embeddings=False``; on 1M CTR rows, 43 tables and 4.4M values with ~12.6k rows
-    touched per 4,096-row batch, that dense all-reduce alone took 13 ms a step over gloo)."""
+def embedding_sync(model: nn.Module, config: TrainConfig, device: torch.device, world: int) -> GradSync | None:
+    """How a training process syncs ``model``'s sparse embedding gradients (call before
+    ``model.to(device)``): a :class:`~sluice.train.grad_sync.GradSync` on CPU (alone it
+    coalesces faster than SparseAdam; with ``world > 1`` it exchanges the touched rows, and the
+    dense gradients too when they are small), or None after switching the tables to dense
+    gradients that DDP all-reduces (NCCL, or ``ddp_sparse_embeddings=False``; on 1M CTR rows, 43
+    tables and 4.4M values with ~12.6k rows touched per 4,096-row batch, that dense all-reduce
+    alone took 13 ms a step over gloo)."""
     import torch.distributed as dist
     from torch import nn
 
-    from sluice.train.sparse_sync import SparseGradSync
+    from sluice.train.grad_sync import GradSync
 
     sparse = world == 1 or (dist.get_backend() != "nccl" and config.ddp_sparse_embeddings is not False)
     if device.type == "cpu" and sparse:
-        return SparseGradSync(model)
+        return GradSync(model)
     if world > 1:
         for m in model.modules():
             if isinstance(m, nn.Embedding):
@@ -275,14 +277,18 @@ def embedding_sync(model: nn.Module, config: TrainConfig, device: torch.device, 
     return None
 
 
-def wrap_ddp(model: nn.Module, device: torch.device, sparse_sync: SparseGradSync | None) -> nn.Module:
-    """``model`` in DistributedDataParallel, minus the tables ``sparse_sync`` syncs itself (a
-    model with nothing else to train needs no DDP: the exchange does all of it)."""
+def wrap_ddp(model: nn.Module, device: torch.device, grad_sync: GradSync | None) -> nn.Module:
+    """``model`` in DistributedDataParallel, minus the tables ``grad_sync`` syncs itself; or
+    ``model`` itself, made the same on every worker, when ``grad_sync`` syncs every gradient."""
+    import torch
+    import torch.distributed as dist
     from torch import nn
 
-    if sparse_sync:
-        sparse_sync.exclude_from(model)
-        ignored = set(sparse_sync.names)
-        if not any(p.requires_grad and n not in ignored for n, p in model.named_parameters()):
-            return model
+    if grad_sync and grad_sync.replaces_ddp:
+        with torch.no_grad():  # what DDP does at construction: every worker starts from rank 0's state
+            for t in itertools.chain(model.parameters(), model.buffers()):
+                dist.broadcast(t, 0)
+        return model
+    if grad_sync:
+        grad_sync.exclude_from(model)
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -356,7 +356,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
     bf16 = config.precision == "bf16" and device.type == "cuda"
     if config.precision == "bf16" and not bf16 and rank == 0:
         log.warning("precision='bf16' needs CUDA; training in float32 on %s", device)
-    sparse_sync = embedding_sync(model, config, device, world)
+    grad_sync = embedding_sync(model, config, device, world)
     model.to(device)
     try:
         loss_fn = loss_function(job.task)
@@ -374,7 +374,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
             )
         monitor = config.early_stopping_metric if job.eval_files else "train_loss"
         minimize = "loss" in monitor or "rmse" in monitor
-        net = wrap_ddp(model, device, sparse_sync) if distributed else model
+        net = wrap_ddp(model, device, grad_sync) if distributed else model
         optimizer = build_optimizer(model, config)
         accum = config.grad_accumulation
         schedule = LearningRateSchedule(config, -(-_epoch_steps(train_loader, 0, world) // accum))
@@ -431,8 +431,8 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
                 rows += len(batch)
                 i += 1
                 if last_micro:
-                    if sparse_sync:
-                        sparse_sync()
+                    if grad_sync:
+                        grad_sync()
                     _clip(model, config.grad_clip)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
