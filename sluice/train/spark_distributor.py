@@ -8,10 +8,10 @@ straight from the driver (``local_mode=True``: no barrier job, no Python workers
 less start-up). Each runs :func:`sluice.train.distributed.train_rank`, the very code of a local worker
 (DistributedDataParallel over gloo, NCCL on CUDA). The group rendezvous at the
 ``MASTER_ADDR``/``MASTER_PORT`` the distributor sets; ranks are the Spark partition ids (torchrun's
-static rendezvous), so rank 0 runs in partition 0, whose return value the distributor hands back:
-the :class:`TrainResult` and the final weights as ``torch.save`` bytes, loaded into ``model`` here.
-(In local mode the distributor keeps whichever rank's return value is written last, so rank 0
-writes its result to a file beside the failure reports instead.)
+static rendezvous). The model and the job travel as one pickle file in ``config.checkpoint_dir``,
+and rank 0 leaves its :class:`TrainResult` and the final weights (``torch.save`` bytes, loaded
+into ``model`` here) in a file beside it: through Spark, the CTR model's 18 MB would be pickled
+into the task closure, pickled again for torchrun, and come back as 4,300 4-KB Arrow chunks.
 Meanwhile rank 0 sends each epoch's metrics over TCP to the caller, who calls ``on_epoch`` live.
 
 Failures: a rank whose own code raises writes a report (rank, pid, host, traceback) into a
@@ -32,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -43,7 +44,7 @@ import tempfile
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,8 @@ __all__ = ["fit_on_spark"]
 
 log = logging.getLogger("sluice.train")
 _REPORTS = ".spark-reports-"  # prefix of the per-attempt report folder in the checkpoint directory
-_RESULT = "rank0.result"  # rank 0's result in that folder, in local mode
+_RESULT = "rank0.result"  # rank 0's result in that folder
+_MODEL = ".spark-model-"  # prefix of the pickled (model, job) the ranks load, in the checkpoint directory
 
 
 def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_files: Sequence[str] | None,
@@ -85,7 +87,6 @@ def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_
                               on_epoch=lambda e, m: print(e, m["eval_auc"]))
     """
     import torch
-    from pyspark import cloudpickle
 
     from sluice.train.loop import checkpoint_scratch, epoch_relay, make_job
 
@@ -95,16 +96,16 @@ def fit_on_spark(spark: Any, model: nn.Module, train_files: Sequence[str], eval_
     host = spark.conf.get("spark.driver.host")
     sc, group = spark.sparkContext, f"sluice-train-{uuid.uuid4().hex}"
     restarts = 0
-    with checkpoint_scratch(job):
-        blob = cloudpickle.dumps((model, job))  # unpickled inside the rank's own error handling
+    with checkpoint_scratch(job), _pickled((model, job), job.config.checkpoint_dir) as model_file:
         while True:
             distributor = _distributor(config, local_mode)
-            reports = tempfile.mkdtemp(prefix=_REPORTS, dir=_makedirs(job.config.checkpoint_dir))
+            reports = tempfile.mkdtemp(prefix=_REPORTS, dir=job.config.checkpoint_dir)
 
             def attempt(address: tuple[str, int]) -> tuple[Any, Exception | None]:
                 sc.setJobGroup(group, "sluice training", interruptOnCancel=True)  # this thread's jobs
                 try:
-                    return _read_result(reports, distributor.run(_spark_rank, blob, reports, address, local_mode)), None
+                    distributor.run(_spark_rank, model_file, reports, address)
+                    return _read_result(reports), None
                 except Exception as exc:  # noqa: BLE001 - py4j and pyspark raise several types
                     return None, exc
 
@@ -209,15 +210,25 @@ def _distributor(config: TrainConfig, local_mode: bool) -> Any:
         raise SluiceError(f"cannot train on Spark with {config.workers} workers on {config.device}: {exc}") from None
 
 
-def _makedirs(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path
+@contextlib.contextmanager
+def _pickled(obj: Any, folder: str) -> Iterator[str]:
+    """A file in ``folder`` holding ``obj`` (cloudpickle), removed when the block ends."""
+    from pyspark import cloudpickle
+
+    os.makedirs(folder, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=_MODEL, dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            cloudpickle.dump(obj, f)
+        yield path
+    finally:
+        os.remove(path)
 
 
-def _spark_rank(blob: bytes, reports: str, driver: tuple[str, int], local_mode: bool) -> tuple[TrainResult, bytes] | None:
+def _spark_rank(model_file: str, reports: str, driver: tuple[str, int]) -> None:
     """What each training process runs (under torchrun, which set RANK, WORLD_SIZE, MASTER_ADDR
-    and MASTER_PORT). Rank 0 sends its epochs to ``driver`` as they end and returns its result and
-    the final weights' bytes (in local mode: writes them to ``reports``, see the module's doc)."""
+    and MASTER_PORT). Rank 0 sends its epochs to ``driver`` as they end, and writes its result
+    and the final weights' bytes to ``reports`` (see the module's doc)."""
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     out: dict[str, Any] = {}
     try:
@@ -226,30 +237,24 @@ def _spark_rank(blob: bytes, reports: str, driver: tuple[str, int], local_mode: 
 
         from sluice.train.distributed import train_rank
 
-        model, job = cloudpickle.loads(blob)
+        with open(model_file, "rb") as f:
+            model, job = cloudpickle.load(f)
         train_rank(model, job, rank, world, "env://", _epoch_sender(driver) if rank == 0 else lambda *_: None,
                    lambda result, state: out.update(result=result, state=state))
     except Exception as exc:
         _report(reports, rank, exc)
         raise
-    if rank != 0:
-        return None
-    weights = io.BytesIO()
-    torch.save(out["state"], weights)
-    output = (out["result"], weights.getvalue())
-    if local_mode:
+    if rank == 0:
+        weights = io.BytesIO()
+        torch.save(out["state"], weights)
         path = os.path.join(reports, _RESULT)
         with open(path + ".tmp", "wb") as f:
-            cloudpickle.dump(output, f)
+            cloudpickle.dump((out["result"], weights.getvalue()), f)
         os.replace(path + ".tmp", path)  # the driver never reads half a result
-        return None
-    return output
 
 
-def _read_result(reports: str, returned: Any = None) -> Any:
-    """Rank 0's (result, weights): what the job returned, or what local mode left in a file."""
-    if returned is not None:
-        return returned
+def _read_result(reports: str) -> tuple[TrainResult, bytes] | None:
+    """Rank 0's (result, weights), or None when it left none."""
     path = os.path.join(reports, _RESULT)
     if not os.path.exists(path):
         return None
