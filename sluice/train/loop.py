@@ -51,7 +51,10 @@ class TrainConfig:
     """How to train. ``threads`` sets torch's intra-op threads; ``None`` means every core except
     those the loader's ``num_workers`` reader threads use (at least 1): on a 2-core machine two
     torch threads beside a busy reader thread ran up to 10x slower than one (spinning OpenMP
-    workers starve the reader). ``early_stopping_patience=None`` trains all
+    workers starve the reader). ``prefetch`` is how many batches a background thread keeps
+    ready; ``None`` means 4 while the machine has a core beyond the training processes' torch
+    threads, else 0 (the loop reads inline: two workers on 2 cores stepped 3-5% faster than with
+    a loader thread contending for their cores and GILs). ``early_stopping_patience=None`` trains all
     epochs and keeps the last weights, an integer stops after that many epochs without
     improvement of ``early_stopping_metric`` and restores the best epoch's weights. The metric's
     direction is inferred: names with ``loss``/``rmse`` are minimized, others (auc, accuracy)
@@ -85,6 +88,7 @@ class TrainConfig:
     grad_clip: float | None = None  # max global L2 norm of gradients
     threads: int | None = None
     num_workers: int = 1  # loader reader threads
+    prefetch: int | None = None  # batches kept ready by a loader thread; None: 4 if a core is spare, else 0
     eval_batch_size: int | None = None  # default: batch_size
     device: str = "cpu"
     workers: int = 1  # data-parallel processes
@@ -104,7 +108,7 @@ class TrainConfig:
     def semantic(self) -> dict[str, Any]:
         """The fields that change what is trained (not where or how often it is checkpointed)."""
         skip = {"checkpoint_dir", "checkpoint_every_steps", "checkpoint_every_seconds", "resume",
-                "max_restarts", "threads", "num_workers", "eval_batch_size"}
+                "max_restarts", "threads", "num_workers", "prefetch", "eval_batch_size"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -128,8 +132,22 @@ class TrainResult:
 
 def default_threads(num_workers: int = 1) -> int:
     """Torch threads when the config names none: the cores the loader leaves free, at least 1."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - max(1, num_workers))
+    return max(1, _cores() - max(1, num_workers))
+
+
+def loader_prefetch(config: TrainConfig, threads: int, world: int) -> int:
+    """Batches the training loader prepares in a background thread: ``config.prefetch``, or by
+    default 4 while this machine has a core beyond its training processes' torch threads (the
+    local ones: torchrun's ``LOCAL_WORLD_SIZE``, else ``world``), 0 when they take every core."""
+    if config.prefetch is not None:
+        return config.prefetch
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    return 4 if _cores() > local * threads else 0
+
+
+def _cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def loss_function(task: str) -> nn.Module:
@@ -364,6 +382,7 @@ def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) 
             job.train_files, job.features, job.label,
             batch_size=config.batch_size, shuffle=True, shuffle_buffer=config.shuffle_buffer, seed=config.seed,
             label_dtype=label_dtype_for(job.task), num_workers=config.num_workers, rank=rank, world_size=world,
+            prefetch=loader_prefetch(config, threads, world),
         )
         eval_loader = None
         if job.eval_files and rank == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from sluice.train import MODELS, ParquetBatchLoader, TrainConfig, build_model, fit, load_model, save_model
-from sluice.train.loop import _step, loss_function
+from sluice.train.loop import _step, loader_prefetch, loss_function
 from tests.unit.ctr_data import make_ctr
 
 BASE = dict(epochs=2, batch_size=512, learning_rate=4e-3, shuffle_buffer=4000, seed=0, threads=1)
@@ -161,3 +162,16 @@ def test_bf16_is_cuda_only(ctr, caplog):
     with pytest.raises(ValueError, match="precision"):
         fit(build_model("mlp", features, "binary", seed=0), train, ev, features, label, "binary",
             TrainConfig(precision="fp16"))
+
+
+def test_loader_prefetches_in_a_thread_only_when_a_core_is_spare(monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert loader_prefetch(TrainConfig(prefetch=2), threads=cores, world=cores) == 2  # said: kept
+    assert loader_prefetch(TrainConfig(), threads=1, world=cores) == 0  # workers take every core
+    assert loader_prefetch(TrainConfig(), threads=cores, world=1) == 0
+    if cores > 1:
+        assert loader_prefetch(TrainConfig(), threads=1, world=cores - 1) == 4
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))  # torchrun: processes on this machine
+        assert loader_prefetch(TrainConfig(), threads=1, world=1) == 0
+    assert TrainConfig(prefetch=0).semantic() == TrainConfig().semantic()  # not part of the checkpoint's job
