@@ -3,7 +3,8 @@ checkpoints, and the same code in one process or in N data-parallel worker proce
 
 :func:`fit` runs :func:`run_training` in the caller's process when ``workers == 1``, or launches
 ``workers`` processes (:mod:`sluice.train.distributed`) that each run it on their own loader
-shard with the model wrapped in ``DistributedDataParallel``; rank 0 evaluates, reports and saves.
+shard, gradients averaged over them (``DistributedDataParallel``, or
+:class:`~sluice.train.grad_sync.GradSync` for sparse embeddings on CPU); rank 0 evaluates, reports and saves.
 
 Example::
 
@@ -355,8 +356,8 @@ def checkpoint_scratch(job: Job) -> Iterator[None]:
 def run_training(model: nn.Module, job: Job, rank: int, world: int, emit: Emit) -> TrainResult:
     """The training loop of one process (rank ``rank`` of ``world``): the same code for 1 and N.
 
-    With ``world > 1`` the process group must be initialized; the model is wrapped in
-    DistributedDataParallel here. Rank 0 evaluates, decides early stopping, writes checkpoints
+    With ``world > 1`` the process group must be initialized; gradients are averaged here
+    (:func:`~sluice.train.distributed.wrap_ddp`, :class:`~sluice.train.grad_sync.GradSync`). Rank 0 evaluates, decides early stopping, writes checkpoints
     and calls ``emit("epoch", (epoch, metrics))``; its result is the meaningful one.
     """
     import torch.distributed as dist

@@ -6,7 +6,7 @@
 ``local[...]`` master, whose executors are the driver's own threads, ``torchrun`` starts them
 straight from the driver (``local_mode=True``: no barrier job, no Python workers in between, ~10 s
 less start-up). Each runs :func:`sluice.train.distributed.train_rank`, the very code of a local worker
-(DistributedDataParallel over gloo, NCCL on CUDA). The group rendezvous at the
+(gloo on CPU, NCCL on CUDA; gradients averaged as there). The group rendezvous at the
 ``MASTER_ADDR``/``MASTER_PORT`` the distributor sets; ranks are the Spark partition ids (torchrun's
 static rendezvous). The model and the job travel as one pickle file in ``config.checkpoint_dir``,
 and rank 0 leaves its :class:`TrainResult` and the final weights (``torch.save`` bytes, loaded
