@@ -263,16 +263,16 @@ def embedding_sync(model: nn.Module, config: TrainConfig, device: torch.device, 
     tables and 4.4M values with ~12.6k rows touched per 4,096-row batch, that dense all-reduce
     alone took 13 ms a step over gloo)."""
     import torch.distributed as dist
-    from torch import nn
 
     from sluice.train.grad_sync import GradSync
+    from sluice.train.optim import EMBEDDINGS
 
     sparse = world == 1 or (dist.get_backend() != "nccl" and config.ddp_sparse_embeddings is not False)
     if device.type == "cpu" and sparse:
         return GradSync(model)
     if world > 1:
         for m in model.modules():
-            if isinstance(m, nn.Embedding):
+            if isinstance(m, EMBEDDINGS):
                 m.sparse = False
     return None
 

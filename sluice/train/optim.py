@@ -46,9 +46,12 @@ class SplitOptimizer:
             o.load_state_dict(state)
 
 
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)  # the layers whose ``sparse=True`` gives sparse gradients
+
+
 def sparse_parameters(model: nn.Module) -> set[int]:
     """ids of the embedding weights that get sparse gradients."""
-    return {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
+    return {id(m.weight) for m in model.modules() if isinstance(m, EMBEDDINGS) and m.sparse}
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> SplitOptimizer:

@@ -25,6 +25,7 @@ class _Tables(nn.Module):
         self.b = nn.Embedding(30, 4, sparse=True)
         self.wide = nn.Embedding(70, 1, sparse=True)
         self.unused = nn.Embedding(10, 4, sparse=True)
+        self.bag = nn.EmbeddingBag(40, 4, mode="sum", sparse=True)
         self.dense = nn.Linear(3, 1)
         self.rank1_only = nn.Linear(2, 1)
         self.never = nn.Linear(2, 2)
@@ -44,7 +45,8 @@ def _loss(model: _Tables, rank: int, step: int) -> torch.Tensor:
     batch = _batch(rank, step)
     total = sum((getattr(model, k)(ids) * torch.arange(1.0, 1 + getattr(model, k).embedding_dim)).sum() * (i + 1)
                 for i, (k, ids) in enumerate(batch.items()) if len(ids))
-    total = total + model.dense(torch.full((1, 3), rank + 1.0)).sum()
+    bags = torch.randint(0, 40, (6, 3 + rank), generator=torch.Generator().manual_seed(step + 7 * rank))
+    total = total + model.bag(bags).sum() * 5 + model.dense(torch.full((1, 3), rank + 1.0)).sum()
     return total + model.rank1_only(torch.ones(1, 2)).sum() * 3 if rank == 1 else total
 
 
@@ -74,7 +76,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 def test_exchanged_gradients_are_the_mean_over_workers(tmp_path):
     mp.start_processes(_worker, args=(free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
     results = [torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1)]
-    assert results[0]["names"] == ["a.weight", "b.weight", "wide.weight", "unused.weight"]
+    assert results[0]["names"] == ["a.weight", "b.weight", "wide.weight", "unused.weight", "bag.weight"]
     assert results[0]["replaces_ddp"]  # small dense layers ride along: no DDP needed
     # DDP keeps the dense part of a model with BatchNorm statistics, or with too many dense bytes
     assert results[0]["also"] == {"batchnorm": False, "over_limit": False}
@@ -88,7 +90,7 @@ def test_exchanged_gradients_are_the_mean_over_workers(tmp_path):
             for n, g in _grads(model).items():
                 if g is not None:
                     expected[n] = expected[n] + g / 2 if n in expected else g / 2
-        assert set(expected) == {"a.weight", "b.weight", "wide.weight", "dense.weight", "dense.bias",
+        assert set(expected) == {"a.weight", "b.weight", "wide.weight", "bag.weight", "dense.weight", "dense.bias",
                                  "rank1_only.weight", "rank1_only.bias"}
         assert float(expected["b.weight"].abs().sum()) > 0  # rank 1's rows reach rank 0 too
         for got in results:
@@ -109,4 +111,4 @@ def test_in_one_process_gradients_are_coalesced_with_the_same_values():
         if n in before:
             assert p.grad.is_coalesced()
             torch.testing.assert_close(p.grad.to_dense(), before[n], rtol=0, atol=1e-6)
-    assert model.unused.weight.grad is None and set(before) == {"a.weight", "b.weight", "wide.weight"}
+    assert model.unused.weight.grad is None and set(before) == {"a.weight", "b.weight", "wide.weight", "bag.weight"}

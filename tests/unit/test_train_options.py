@@ -175,3 +175,17 @@ def test_loader_prefetches_in_a_thread_only_when_a_core_is_spare(monkeypatch):
         monkeypatch.setenv("LOCAL_WORLD_SIZE", str(cores))  # torchrun: processes on this machine
         assert loader_prefetch(TrainConfig(), threads=1, world=1) == 0
     assert TrainConfig(prefetch=0).semantic() == TrainConfig().semantic()  # not part of the checkpoint's job
+
+
+def test_sparse_embedding_bags_get_sparse_adam_and_a_step_updates_them():
+    from sluice.train.optim import build_optimizer
+
+    model = nn.ModuleDict({"bag": nn.EmbeddingBag(20, 3, mode="sum", sparse=True), "out": nn.Linear(3, 1)})
+    optimizer = build_optimizer(model, TrainConfig(learning_rate=0.1))
+    dense, sparse = optimizer.optimizers
+    assert isinstance(sparse, torch.optim.SparseAdam) and sparse.param_groups[0]["params"] == [model["bag"].weight]
+    before = model["bag"].weight.detach().clone()
+    model["out"](model["bag"](torch.tensor([[1, 2], [2, 5]]))).sum().backward()
+    optimizer.step()  # Adam alone would refuse the bag's sparse gradient
+    changed = (model["bag"].weight.detach() != before).any(1).nonzero().squeeze(1).tolist()
+    assert changed == [1, 2, 5]
