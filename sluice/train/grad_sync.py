@@ -208,8 +208,8 @@ def _sum_rows(ids: torch.Tensor, values: torch.Tensor, space: int) -> tuple[torc
     """Sorted distinct ``ids`` (in ``[0, space)``) with the sum of their ``values`` rows: a
     coalesce, without the sparse tensor. While the id space is small next to the ids, a marker
     array over it finds the distinct ids in linear time (172k ids in 275k rows: 1.9 ms against
-    torch.unique's 2.8; with the sum, 5.8 ms against 14 for the 42 tables' own coalesce);
-    past that, ``torch.unique`` sorts."""
+    torch.unique's 2.8); past that, ``torch.unique`` sorts. The sum is an accumulating
+    ``index_put_``: on CPU ``index_add_`` goes row by row (184k rows of 16: 5.8 ms against 3.0)."""
     if space <= 32 * len(ids):
         seen = torch.zeros(space, dtype=torch.bool)
         seen[ids] = True
@@ -217,7 +217,7 @@ def _sum_rows(ids: torch.Tensor, values: torch.Tensor, space: int) -> tuple[torc
         inverse = (seen.cumsum(0) - 1)[ids]
     else:
         distinct, inverse = torch.unique(ids, sorted=True, return_inverse=True)
-    return distinct, values.new_zeros((len(distinct), values.shape[1])).index_add_(0, inverse, values)
+    return distinct, values.new_zeros((len(distinct), values.shape[1])).index_put_((inverse,), values, accumulate=True)
 
 
 def _aligned(nbytes: int) -> int:
