@@ -80,6 +80,15 @@ class GradSync:
         #: True when every trained parameter is synced here and the model needs no DDP wrapper.
         self.replaces_ddp = self.world > 1 and bool(self.groups) and len(self.dense) == len(others)
         self._caps = [0] * len(self.groups)  # rows each worker's sparse sections hold this step
+        # A packet starts with a header (each group's row count, a has-gradient flag per dense
+        # parameter), then each dense gradient at a fixed (start, bytes), then the groups' sections.
+        self._header = 8 * (len(self.groups) + len(self.dense))
+        self._dense_slots, end = [], self._header
+        for p in self.dense:
+            size = p.numel() * p.element_size()
+            self._dense_slots.append((end, size))
+            end += _aligned(size)
+        self._sparse_start = end
 
     def __bool__(self) -> bool:
         return bool(self.groups)
@@ -97,59 +106,51 @@ class GradSync:
             return
         caps = self._caps
         packets = self._exchange(local, caps)
-        header = 8 * (len(self.groups) + len(self.dense))
-        headers = torch.stack([p[:header].view(torch.int64) for p in packets])  # world x (groups + dense)
+        headers = torch.stack([p[:self._header].view(torch.int64) for p in packets])  # world x (groups + dense)
         counts = headers[:, :len(self.groups)]
         most = counts.max(0).values.tolist()
         if any(n > c for n, c in zip(most, caps)):  # some worker's rows did not fit: again, exactly sized
             caps = most
             packets = self._exchange(local, caps)
         self._caps = [n + n // 4 + 64 for n in most]
-        layout = self._layout(caps)
-        self._set_dense(packets, layout[0], headers[:, len(self.groups):].any(0).tolist())
-        for k, (group, start, cap) in enumerate(zip(self.groups, layout[1:], caps)):
+        self._set_dense(packets, headers[:, len(self.groups):].any(0).tolist())
+        for k, (group, start, cap) in enumerate(zip(self.groups, self._sections(caps), caps)):
             parts = [group.unpack(p, start, cap, int(n)) for p, n in zip(packets, counts[:, k])]
             ids, values = _sum_rows(torch.cat([i for i, _ in parts]), torch.cat([v for _, v in parts]), group.size)
             group.set_grads(ids, values / self.world)
 
-    def _layout(self, caps: list[int]) -> list[int]:
-        """Byte offsets in a packet: the dense section, each group's section, and the end. The
-        header before them holds each group's row count and a has-gradient flag per dense parameter."""
-        offsets = [_aligned(8 * (len(self.groups) + len(self.dense)))]
-        offsets.append(offsets[-1] + sum(_aligned(p.numel() * p.element_size()) for p in self.dense))
+    def _sections(self, caps: list[int]) -> list[int]:
+        """Byte offsets of each group's section in a packet whose sections hold ``caps`` rows,
+        and of the packet's end."""
+        offsets = [self._sparse_start]
         for group, cap in zip(self.groups, caps):
             offsets.append(offsets[-1] + group.section_bytes(cap))
         return offsets
 
     def _exchange(self, local: list[tuple[torch.Tensor, torch.Tensor]], caps: list[int]) -> list[torch.Tensor]:
         """Every worker's packet (this worker's rows, at most ``caps`` per group, and dense gradients)."""
-        layout = self._layout(caps)
-        packet = torch.empty(layout[-1], dtype=torch.uint8)
+        sections = self._sections(caps)
+        packet = torch.empty(sections[-1], dtype=torch.uint8)
         header = [len(ids) for ids, _ in local] + [int(p.grad is not None) for p in self.dense]
-        packet[:8 * len(header)].view(torch.int64).copy_(torch.tensor(header, dtype=torch.int64))
-        offset = layout[0]
-        for p in self.dense:
-            size = p.numel() * p.element_size()
-            view = packet[offset:offset + size].view(p.dtype)
+        packet[:self._header].view(torch.int64).copy_(torch.tensor(header, dtype=torch.int64))
+        for p, (start, size) in zip(self.dense, self._dense_slots):
+            view = packet[start:start + size].view(p.dtype)
             if p.grad is None:  # unused this step: counts as zeros in the mean
                 view.zero_()
             else:
                 view.copy_(p.grad.reshape(-1))
-            offset += _aligned(size)
-        for group, (ids, values), start, cap in zip(self.groups, local, layout[1:], caps):
+        for group, (ids, values), start, cap in zip(self.groups, local, sections, caps):
             group.pack(packet, start, cap, ids, values)
         packets = [torch.empty_like(packet) for _ in range(self.world)]
         dist.all_gather(packets, packet)
         return packets
 
-    def _set_dense(self, packets: list[torch.Tensor], offset: int, had_grad: list[bool]) -> None:
+    def _set_dense(self, packets: list[torch.Tensor], had_grad: list[bool]) -> None:
         """Each dense gradient becomes the mean of the workers'; None where no worker had one."""
-        for p, anyone in zip(self.dense, had_grad):
-            size = p.numel() * p.element_size()
+        for p, (start, size), anyone in zip(self.dense, self._dense_slots, had_grad):
             if anyone:
-                total = sum(packet[offset:offset + size].view(p.dtype) for packet in packets)
+                total = sum(packet[start:start + size].view(p.dtype) for packet in packets)
                 p.grad = (total / self.world).view_as(p)
-            offset += _aligned(size)
 
 
 class _Group:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -34,6 +33,7 @@ from torch import nn
 from sluice.features import FeatureSpec
 from sluice.train.distributed import embedding_sync, wrap_ddp
 from sluice.train.checkpoint import CheckpointSaver, TrainState, job_fingerprint, load_checkpoint
+from sluice.train.cpu_budget import default_threads, loader_prefetch
 from sluice.train.loader import ParquetBatchLoader, label_dtype_for
 from sluice.train.metrics import task_metrics
 from sluice.train.optim import LearningRateSchedule, SplitOptimizer, build_optimizer
@@ -52,10 +52,9 @@ class TrainConfig:
     """How to train. ``threads`` sets torch's intra-op threads; ``None`` means every core except
     those the loader's ``num_workers`` reader threads use (at least 1): on a 2-core machine two
     torch threads beside a busy reader thread ran up to 10x slower than one (spinning OpenMP
-    workers starve the reader). ``prefetch`` is how many batches a background thread keeps
-    ready; ``None`` means 4 while the machine has a core beyond the training processes' torch
-    threads, else 0 (the loop reads inline: two workers on 2 cores stepped 3-5% faster than with
-    a loader thread contending for their cores and GILs). ``early_stopping_patience=None`` trains all
+    workers starve the reader). ``prefetch``: batches a loader thread keeps ready; ``None``
+    leaves it to :func:`~sluice.train.cpu_budget.loader_prefetch` (none when the workers' torch
+    threads take every core). ``early_stopping_patience=None`` trains all
     epochs and keeps the last weights, an integer stops after that many epochs without
     improvement of ``early_stopping_metric`` and restores the best epoch's weights. The metric's
     direction is inferred: names with ``loss``/``rmse`` are minimized, others (auc, accuracy)
@@ -129,26 +128,6 @@ class TrainResult:
     @property
     def epochs_run(self) -> int:
         return len(self.history)
-
-
-def default_threads(num_workers: int = 1) -> int:
-    """Torch threads when the config names none: the cores the loader leaves free, at least 1."""
-    return max(1, _cores() - max(1, num_workers))
-
-
-def loader_prefetch(config: TrainConfig, threads: int, world: int) -> int:
-    """Batches the training loader prepares in a background thread: ``config.prefetch``, or by
-    default 4 while this machine has a core beyond its training processes' torch threads (the
-    local ones: torchrun's ``LOCAL_WORLD_SIZE``, else ``world``), 0 when they take every core."""
-    if config.prefetch is not None:
-        return config.prefetch
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    return 4 if _cores() > local * threads else 0
-
-
-def _cores() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def loss_function(task: str) -> nn.Module:

@@ -14,7 +14,8 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from sluice.train import MODELS, ParquetBatchLoader, TrainConfig, build_model, fit, load_model, save_model
-from sluice.train.loop import _step, loader_prefetch, loss_function
+from sluice.train.cpu_budget import loader_prefetch
+from sluice.train.loop import _step, loss_function
 from tests.unit.ctr_data import make_ctr
 
 BASE = dict(epochs=2, batch_size=512, learning_rate=4e-3, shuffle_buffer=4000, seed=0, threads=1)
