@@ -59,8 +59,9 @@ _ALIGN = 8  # sections start at multiples of 8 bytes, so that any dtype can view
 
 class GradSync:
     """Mean over the default process group of ``model``'s gradients: the sparse gradients of its
-    ``nn.Embedding(sparse=True)`` and ``nn.EmbeddingBag(sparse=True)`` tables (only the rows each worker touched travel) and, when
-    :attr:`replaces_ddp`, all its other gradients, in one ``all_gather`` per step."""
+    ``nn.Embedding(sparse=True)`` and ``nn.EmbeddingBag(sparse=True)`` tables (only the rows each
+    worker touched travel) and, when :attr:`replaces_ddp`, all its other gradients, in one
+    ``all_gather`` per step."""
 
     def __init__(self, model: nn.Module, *, dense_limit: int = _DENSE_LIMIT) -> None:
         named = [(f"{prefix}.weight" if prefix else "weight", m.weight) for prefix, m in model.named_modules()
